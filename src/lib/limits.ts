@@ -1,0 +1,43 @@
+/**
+ * Every limit in one place (TigerBeetle style): sizes, queues, batches, connections, timeouts.
+ * Units are the last word of each name.
+ */
+export const limits = {
+  // Data
+  keyBytesMax: 1024,
+  valueBytesMax: 1024 * 1024,
+  tableNameLengthMax: 64,
+  scanLimitDefault: 100,
+  scanLimitMax: 10_000,
+  scanBytesMax: 8 * 1024 * 1024,
+
+  // Append-only log
+  logRecordBytesMax: 2 * 1024 * 1024,
+  logSegmentBytesMax: 64 * 1024 * 1024,
+  logPendingBytesMax: 64 * 1024 * 1024,
+  logBatchRecordsMax: 4096,
+
+  // Consensus
+  heartbeatIntervalMs: 500,
+  heartbeatsMissedMax: 3,
+  electionTimeoutMs: 1500,
+  appendEntriesBatchBytesMax: 1024 * 1024,
+  appendEntriesInflightMax: 64,
+  proposalQueueMax: 10_000,
+  snapshotChunkBytes: 1024 * 1024,
+  requestIdsPerClientMax: 1024,
+
+  // Network
+  frameBytesMax: 16 * 1024 * 1024,
+  connectionsMax: 1024,
+  sendQueueBytesMax: 64 * 1024 * 1024,
+  reconnectBackoffMinMs: 50,
+  reconnectBackoffMaxMs: 2000,
+
+  // HTTP
+  httpBodyBytesMax: 1024 * 1024 + 64 * 1024,
+  httpInflightMax: 4096,
+  httpHeadersTimeoutMs: 10_000,
+  httpRequestTimeoutMs: 30_000,
+  requestDeadlineMs: 10_000,
+} as const;
