@@ -40,4 +40,22 @@ export const limits = {
   httpHeadersTimeoutMs: 10_000,
   httpRequestTimeoutMs: 30_000,
   requestDeadlineMs: 10_000,
+
+  // Request manager HTTP API (src/request)
+  httpConnectionsMax: 4096,
+  httpKeepAliveTimeoutMs: 5_000,
+  httpHeadersCountMax: 64,
+  httpSocketIdleTimeoutMs: 60_000,
+  httpJsonBodyBytesMax: 64 * 1024,
+  httpMetadataBodyBytesMax: 256 * 1024 * 1024,
+  httpRetryAfterSeconds: 1,
+  tokenRecordsMax: 10_000,
+  requestClientIdLengthMax: 64,
+
+  // TypeScript client (src/client)
+  clientSocketsMax: 64,
+  clientDeadlineMs: 10_000,
+  clientRetryBackoffMinMs: 20,
+  clientRetryBackoffMaxMs: 1_000,
+  clientResponseBytesMax: 512 * 1024 * 1024,
 } as const;
