@@ -35,8 +35,13 @@ export const errorCodes = {
   VALUE_TOO_LARGE: { status: 413, summary: 'A value is at most 1 MiB (1,048,576 bytes).' },
   BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds its limit.' },
   RECORD_TOO_LARGE: { status: 413, summary: 'A log record exceeds the record size limit.' },
+  FRAME_TOO_LARGE: { status: 413, summary: 'A network frame exceeds the frame size limit.' },
   // 429 / 503 / 504 / 507
   TOO_MANY_REQUESTS: { status: 429, summary: 'Too many requests in flight; retry after a short pause.' },
+  SEND_QUEUE_FULL: {
+    status: 503,
+    summary: 'The send queue to a cluster member is full; retry after it drains.',
+  },
   NOT_LEADER: {
     status: 503,
     summary: 'This replica is not the leader of its group (a leader hint may follow).',

@@ -58,4 +58,12 @@ export const limits = {
   clientRetryBackoffMinMs: 20,
   clientRetryBackoffMaxMs: 1_000,
   clientResponseBytesMax: 512 * 1024 * 1024,
+
+  // Transport (src/transport)
+  handshakeTimeoutMs: 5000,
+  handshakeFrameBytesMax: 256,
+  requestsInflightPerConnectionMax: 4096,
+  transportPingIntervalMs: 1000,
+  transportIdleTimeoutMs: 5000,
+  frameCoalesceBytesMax: 4096,
 } as const;
