@@ -24,10 +24,19 @@ export const errorCodes = {
   TABLE_NOT_FOUND: { status: 404, summary: 'The table does not exist.' },
   KEY_NOT_FOUND: { status: 404, summary: 'The key does not exist in the table.' },
   TOKEN_NOT_FOUND: { status: 404, summary: 'No token with this id.' },
+  NODE_NOT_FOUND: { status: 404, summary: 'No node with this id in the catalog.' },
+  GROUP_NOT_FOUND: { status: 404, summary: 'No replication group with this id in the catalog.' },
+  SHARD_NOT_FOUND: { status: 404, summary: 'No shard with this id in the catalog.' },
   // 405
   METHOD_NOT_ALLOWED: { status: 405, summary: 'The route does not accept this HTTP method.' },
   // 409
   TABLE_EXISTS: { status: 409, summary: 'A table with this name already exists.' },
+  NODE_REMOVED: { status: 409, summary: 'The node was removed from the cluster; its id is never reused.' },
+  STALE_TERM: { status: 409, summary: 'The term is below the one the catalog already holds for the group.' },
+  MEMBERSHIP_CONFLICT: {
+    status: 409,
+    summary: 'The membership change does not fit the group or node as it is now.',
+  },
   // 412
   CONDITION_FAILED: { status: 412, summary: 'If-Match / If-None-Match did not hold; nothing was written.' },
   // 413
@@ -50,6 +59,7 @@ export const errorCodes = {
     status: 503,
     summary: 'The shard epoch in the request is not the current one; refresh the catalog.',
   },
+  NO_SPARE_NODE: { status: 503, summary: 'The free pool has no spare node.' },
   UNAVAILABLE: {
     status: 503,
     summary: 'The service cannot serve this request now (no leader, no quorum, shutting down).',
