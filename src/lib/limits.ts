@@ -66,4 +66,19 @@ export const limits = {
   transportPingIntervalMs: 1000,
   transportIdleTimeoutMs: 5000,
   frameCoalesceBytesMax: 4096,
+
+  // Consensus core (src/consensus): lease margin, directed-mode fallback, fsync stall, entries
+  leaseDriftMarginMs: 300,
+  directedFallbackMs: 10_000,
+  fsyncStallMaxMs: 5_000,
+  consensusEntryBytesMax: 2 * 1024 * 1024,
+  heartbeatRoundsTrackedMax: 1024,
+
+  // Benchmarks (bench/)
+  benchClientsMax: 1024,
+  benchDurationSMax: 3600,
+  benchKeysMax: 10_000_000,
+  benchEtcdStartTimeoutMs: 30_000,
+  benchEtcdStopTimeoutMs: 10_000,
+  benchRequestTimeoutMs: 30_000,
 } as const;
