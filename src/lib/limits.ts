@@ -81,4 +81,21 @@ export const limits = {
   benchEtcdStartTimeoutMs: 30_000,
   benchEtcdStopTimeoutMs: 10_000,
   benchRequestTimeoutMs: 30_000,
+
+  // Metadata catalog (src/metadata) and control plane (src/control)
+  catalogNodesMax: 10_000,
+  catalogGroupsMax: 100_000,
+  /** Tables that are active or dropping (dropped ones are kept as small tombstones). */
+  catalogTablesMax: 100_000,
+  catalogShardsMax: 1_000_000,
+  catalogTokensMax: 10_000,
+  groupVotersMax: 5,
+  nodeKeyLengthMax: 128,
+  nodeAddressLengthMax: 256,
+  catalogSnapshotBytesMax: 256 * 1024 * 1024,
+  controlGraceHeartbeats: 4,
+  replaceAfterMs: 30_000,
+  deepCheckTimeoutMs: 2_000,
+  deepCheckIntervalMinMs: 5_000,
+  learnerCatchUpEntriesMax: 64,
 } as const;
