@@ -98,4 +98,13 @@ export const limits = {
   deepCheckTimeoutMs: 2_000,
   deepCheckIntervalMinMs: 5_000,
   learnerCatchUpEntriesMax: 64,
+
+  // Index engines (src/engine) and state machine (src/statemachine)
+  engineScanLimitMax: 100_000,
+  engineBatchWritesMax: 100_000,
+  engineMetaKeyBytesMax: 256,
+  engineMetaValueBytesMax: 64 * 1024,
+  engineClearBatchKeysMax: 10_000,
+  engineSnapshotPageRecords: 1024,
+  dedupClientsMax: 10_000,
 } as const;
