@@ -4,7 +4,11 @@ import { unreachable } from '../lib/assert.js';
 
 export * from './types.js';
 
-export async function openEngine(kind: EngineKind, dir: string, options: EngineOptions = {}): Promise<Engine> {
+export async function openEngine(
+  kind: EngineKind,
+  dir: string,
+  options: EngineOptions = {},
+): Promise<Engine> {
   switch (kind) {
     case 'btree': {
       const { LmdbEngine } = await import('./lmdb.js');

@@ -166,8 +166,16 @@ export interface Engine {
   /** Full compaction (lsm); a no-op where it means nothing (btree). For space measurements. */
   compact(): Promise<void>;
   /** A consistent snapshot of keyspaces (+ the group's meta), in chunks of ~limits.snapshotChunkBytes. */
-  snapshot(group: GroupId, keyspaces: readonly KeyspaceId[], options?: SnapshotOptions): AsyncIterable<Uint8Array>;
-  installSnapshot(group: GroupId, chunks: AsyncIterable<Uint8Array>, options?: InstallOptions): Promise<SnapshotInfo>;
+  snapshot(
+    group: GroupId,
+    keyspaces: readonly KeyspaceId[],
+    options?: SnapshotOptions,
+  ): AsyncIterable<Uint8Array>;
+  installSnapshot(
+    group: GroupId,
+    chunks: AsyncIterable<Uint8Array>,
+    options?: InstallOptions,
+  ): Promise<SnapshotInfo>;
   close(): Promise<void>;
   /** Closes (if open) and deletes the instance's directory. */
   destroy(): Promise<void>;

@@ -1,0 +1,398 @@
+/**
+ * The engine base class: public methods validate and normalize, then call the implementation's
+ * primitives (_getRaw, _range, _write, _clearRange, ...). Everything that mutates goes through one
+ * queue per instance, so the reconciler's read-then-write is atomic without locks in the engines.
+ */
+import { assert } from '../lib/assert.js';
+import { TesseraError } from '../lib/errors.js';
+import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
+import { logIndex } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { compareSeq, seqMax } from '../sequencer/seq.js';
+import {
+  appliedKey,
+  compareRecordSeq,
+  copyRange,
+  dataKey,
+  decodeApplied,
+  decodeRecord,
+  encodeApplied,
+  encodeRecord,
+  keyspacePrefix,
+  metaKey,
+  metaPrefixLength,
+  seqBytes,
+  successor,
+  tombstoneBit,
+  zeroSeq,
+} from './keys.js';
+import type {
+  AppliedPosition,
+  ApplyResult,
+  Engine,
+  EngineEntry,
+  EngineKind,
+  EngineOptions,
+  EngineRecord,
+  EngineSupports,
+  EngineWrite,
+  InstallOptions,
+  KeyspaceId,
+  MetaRecord,
+  MetaWrite,
+  ScanOptions,
+  SnapshotInfo,
+  SnapshotOptions,
+} from './types.js';
+import { keyspaceIdMax } from './types.js';
+import { installSnapshot, streamSnapshot } from './snapshot-io.js';
+
+export interface RawEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/** One mutation of the underlying store; `value: undefined` removes the key. */
+export interface RawOp {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | undefined;
+}
+
+/** A consistent read view (LMDB read transaction, LevelDB snapshot). */
+export interface ReadView {
+  release(): void;
+}
+
+const latin1 = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+export function checkKey(key: Uint8Array): void {
+  assert(key instanceof Uint8Array, 'key must be a Uint8Array');
+  if (key.length === 0) throw new TesseraError('KEY_EMPTY', 'a key must be at least 1 byte long');
+  if (key.length > limits.keyBytesMax) {
+    throw new TesseraError('KEY_TOO_LARGE', `key is ${key.length} bytes; at most ${limits.keyBytesMax}`);
+  }
+}
+
+export function checkValue(value: Uint8Array): void {
+  assert(value instanceof Uint8Array, 'value must be a Uint8Array');
+  if (value.length > limits.valueBytesMax) {
+    throw new TesseraError(
+      'VALUE_TOO_LARGE',
+      `value is ${value.length} bytes; at most ${limits.valueBytesMax}`,
+    );
+  }
+}
+
+export function checkSeq(seq: Seq): void {
+  assert(seq instanceof Uint8Array && seq.length === seqBytes, 'a seq is 16 bytes');
+  assert(((seq[0] as number) & tombstoneBit) === 0, 'a seq has its top bit clear');
+}
+
+function checkKeyspace(ks: KeyspaceId): void {
+  assert(Number.isInteger(ks) && ks >= 0 && ks <= keyspaceIdMax, `bad keyspace ${ks}`);
+}
+
+function checkGroup(group: GroupId): void {
+  assert(Number.isInteger(group) && group >= 0 && group <= 0xffff_ffff, `bad group ${group}`);
+}
+
+/** Maps "disk full" failures of either library to DISK_FULL; everything else passes through. */
+export function mapIoError(e: unknown): unknown {
+  const msg = e instanceof Error ? `${e.message} ${(e as { code?: string }).code ?? ''}` : String(e);
+  if (/ENOSPC|No space left|MDB_MAP_FULL|disk full/i.test(msg)) {
+    return new TesseraError('DISK_FULL', `index engine: ${msg}`);
+  }
+  return e;
+}
+
+export abstract class AbstractEngine implements Engine {
+  abstract readonly kind: EngineKind;
+  abstract readonly supports: EngineSupports;
+  readonly dir: string;
+  protected readonly syncEachBatch: boolean;
+  private queue: Promise<unknown> = Promise.resolve();
+  private state: 'open' | 'closing' | 'closed' = 'open';
+
+  protected constructor(dir: string, options: EngineOptions) {
+    this.dir = dir;
+    this.syncEachBatch = options.syncEachBatch ?? false;
+  }
+
+  // --- primitives the engines implement -----------------------------------------------------------
+  abstract _openView(): ReadView;
+  abstract _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]>;
+  /** Entries with gte <= key < lt (lt undefined: no bound), ascending, at most `limit`. */
+  abstract _range(
+    gte: Uint8Array,
+    lt: Uint8Array | undefined,
+    limit: number,
+    view?: ReadView,
+  ): Promise<RawEntry[]>;
+  /** Applies all ops atomically (in order: a later op on a key wins). */
+  abstract _write(ops: readonly RawOp[], sync: boolean): Promise<void>;
+  abstract _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void>;
+  abstract _sync(): Promise<void>;
+  abstract _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void>;
+  abstract _close(): Promise<void>;
+  abstract _destroy(): Promise<void>;
+
+  /** Runs `job` after every mutation queued before it (one writer per instance). */
+  _exclusive<T>(job: () => Promise<T>): Promise<T> {
+    assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
+    const run = this.queue.then(job, job);
+    this.queue = run.catch(() => undefined);
+    return run.catch((e: unknown) => {
+      throw mapIoError(e);
+    });
+  }
+
+  protected assertOpen(): void {
+    assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
+  }
+
+  // --- reads ----------------------------------------------------------------------------------------
+  async get(keyspace: KeyspaceId, key: Uint8Array): Promise<EngineRecord | undefined> {
+    const [r] = await this.getMany([{ keyspace, key }]);
+    return r;
+  }
+
+  async getMany(
+    reads: readonly { readonly keyspace: KeyspaceId; readonly key: Uint8Array }[],
+  ): Promise<(EngineRecord | undefined)[]> {
+    this.assertOpen();
+    const keys = reads.map((r) => {
+      checkKeyspace(r.keyspace);
+      checkKey(r.key);
+      return dataKey(keyspacePrefix(r.keyspace), r.key);
+    });
+    const raws = await this._getRaw(keys);
+    return raws.map((raw) => (raw === undefined ? undefined : decodeRecord(raw)));
+  }
+
+  async getApplied(group: GroupId): Promise<AppliedPosition> {
+    this.assertOpen();
+    checkGroup(group);
+    const [raw] = await this._getRaw([appliedKey(group)]);
+    if (raw === undefined) return { index: logIndex(0), seq: zeroSeq, installing: false };
+    return decodeApplied(raw);
+  }
+
+  async readMeta(group: GroupId, prefix: Uint8Array = new Uint8Array(0)): Promise<MetaRecord[]> {
+    this.assertOpen();
+    checkGroup(group);
+    return this._readMeta(group, prefix);
+  }
+
+  async _readMeta(group: GroupId, prefix: Uint8Array, view?: ReadView): Promise<MetaRecord[]> {
+    const gte = metaKey(group, prefix);
+    const skip = metaPrefixLength(group);
+    const out: MetaRecord[] = [];
+    for (const e of await this._range(gte, successor(gte), limits.engineScanLimitMax, view)) {
+      out.push({ key: copyRange(e.key, skip), value: copyRange(e.value) });
+    }
+    return out;
+  }
+
+  async scan(keyspace: KeyspaceId, options: ScanOptions = {}): Promise<EngineEntry[]> {
+    this.assertOpen();
+    checkKeyspace(keyspace);
+    const limit = options.limit ?? limits.scanLimitDefault;
+    assert(
+      Number.isInteger(limit) && limit >= 0 && limit <= limits.engineScanLimitMax,
+      `bad scan limit ${limit}`,
+    );
+    for (const b of [options.start, options.end, options.prefix]) {
+      assert(
+        b === undefined || (b instanceof Uint8Array && b.length <= limits.keyBytesMax + 1),
+        'bad scan bound',
+      );
+    }
+    const bounds = scanBounds(keyspacePrefix(keyspace), options);
+    if (bounds === undefined || limit === 0) return [];
+    const view = this._openView();
+    try {
+      return await this._scanRange(
+        bounds.gte,
+        bounds.lt,
+        bounds.skip,
+        limit,
+        options.includeTombstones ?? false,
+        view,
+      );
+    } finally {
+      view.release();
+    }
+  }
+
+  private async _scanRange(
+    gte: Uint8Array,
+    lt: Uint8Array | undefined,
+    skip: number,
+    limit: number,
+    includeTombstones: boolean,
+    view: ReadView,
+  ): Promise<EngineEntry[]> {
+    const out: EngineEntry[] = [];
+    let from = gte;
+    for (;;) {
+      const want = limit - out.length;
+      const page = await this._range(from, lt, want, view);
+      for (const e of page) {
+        const rec = decodeRecord(e.value);
+        if (rec.tombstone && !includeTombstones) continue;
+        out.push({ key: copyRange(e.key, skip), ...rec });
+      }
+      if (page.length < want || out.length >= limit) return out;
+      from = nextKey((page[page.length - 1] as RawEntry).key);
+    }
+  }
+
+  // --- writes ---------------------------------------------------------------------------------------
+  applyBatch(
+    group: GroupId,
+    writes: readonly EngineWrite[],
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+    meta: readonly MetaWrite[] = [],
+  ): Promise<ApplyResult> {
+    this.assertOpen();
+    checkGroup(group);
+    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, 'bad applied index');
+    checkSeq(highestSeq);
+    assert(writes.length <= limits.engineBatchWritesMax, `batch of ${writes.length} writes is too large`);
+    for (const w of writes) checkWrite(w);
+    for (const m of meta) checkMeta(m);
+    return this._exclusive(async () => {
+      const [rawApplied] = await this._getRaw([appliedKey(group)]);
+      const prev = rawApplied === undefined ? undefined : decodeApplied(rawApplied);
+      assert(prev === undefined || appliedIndex >= prev.index, `applied index goes back: ${appliedIndex}`);
+      let seq = seqMax(prev?.seq ?? zeroSeq, highestSeq);
+      for (const w of writes) if (compareSeq(w.seq, seq) > 0) seq = w.seq;
+      const { ops, result } = await this._reconcile(writes);
+      for (const m of meta) ops.push({ key: metaKey(group, m.key), value: m.value });
+      ops.push({
+        key: appliedKey(group),
+        value: encodeApplied({ index: appliedIndex, seq, installing: false }),
+      });
+      await this._write(ops, this.syncEachBatch);
+      return result;
+    });
+  }
+
+  /** The reconciler: for each write, store it iff its seq is above the stored (or earlier) one. */
+  async _reconcile(writes: readonly EngineWrite[]): Promise<{ ops: RawOp[]; result: ApplyResult }> {
+    const keys = writes.map((w) => dataKey(keyspacePrefix(w.keyspace), w.key));
+    const current = await this._getRaw(keys);
+    const overlay = new Map<string, RawOp>();
+    let stored = 0;
+    writes.forEach((w, i) => {
+      const key = keys[i] as Uint8Array;
+      const id = latin1(key);
+      const cur = overlay.get(id)?.value ?? current[i];
+      if (cur !== undefined && compareRecordSeq(cur, w.seq) >= 0) return;
+      overlay.set(id, { key, value: encodeRecord(w.seq, w.type === 'put' ? w.value : undefined) });
+      stored++;
+    });
+    return { ops: [...overlay.values()], result: { stored, ignored: writes.length - stored } };
+  }
+
+  dropKeyspace(keyspace: KeyspaceId): Promise<void> {
+    checkKeyspace(keyspace);
+    const gte = keyspacePrefix(keyspace);
+    return this._exclusive(async () => {
+      await this._clearRange(gte, successor(gte));
+      await this._compact(gte, successor(gte));
+    });
+  }
+
+  dropGroup(group: GroupId): Promise<void> {
+    checkGroup(group);
+    const gte = appliedKey(group).subarray(0, metaPrefixLength(group) - 1);
+    return this._exclusive(() => this._clearRange(gte, successor(gte)));
+  }
+
+  checkpoint(): Promise<void> {
+    return this._exclusive(() => this._sync());
+  }
+
+  compact(): Promise<void> {
+    return this._exclusive(() => this._compact());
+  }
+
+  // --- snapshots ------------------------------------------------------------------------------------
+  snapshot(
+    group: GroupId,
+    keyspaces: readonly KeyspaceId[],
+    options: SnapshotOptions = {},
+  ): AsyncIterable<Uint8Array> {
+    this.assertOpen();
+    checkGroup(group);
+    keyspaces.forEach(checkKeyspace);
+    return streamSnapshot(this, group, keyspaces, options);
+  }
+
+  installSnapshot(
+    group: GroupId,
+    chunks: AsyncIterable<Uint8Array>,
+    options: InstallOptions = {},
+  ): Promise<SnapshotInfo> {
+    this.assertOpen();
+    checkGroup(group);
+    return installSnapshot(this, group, chunks, options);
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------------
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    await this.queue;
+    await this._close();
+    this.state = 'closed';
+  }
+
+  async destroy(): Promise<void> {
+    await this.close();
+    await this._destroy();
+  }
+}
+
+function checkWrite(w: EngineWrite): void {
+  checkKeyspace(w.keyspace);
+  checkKey(w.key);
+  checkSeq(w.seq);
+  if (w.type === 'put') checkValue(w.value);
+  else assert(w.type === 'delete', 'write type');
+}
+
+function checkMeta(m: MetaWrite): void {
+  assert(m.key.length >= 1 && m.key.length <= limits.engineMetaKeyBytesMax, 'bad meta key');
+  assert(m.value === undefined || m.value.length <= limits.engineMetaValueBytesMax, 'meta value too large');
+}
+
+/** The smallest key after `k`. */
+export function nextKey(k: Uint8Array): Uint8Array {
+  const out = new Uint8Array(k.length + 1);
+  out.set(k, 0);
+  return out;
+}
+
+/** Encoded bounds of a scan: [gte, lt) over data keys; undefined if the range is empty. */
+export function scanBounds(
+  prefix: Uint8Array,
+  o: { readonly start?: Uint8Array; readonly end?: Uint8Array; readonly prefix?: Uint8Array },
+): { gte: Uint8Array; lt: Uint8Array | undefined; skip: number } | undefined {
+  let lo = o.start ?? new Uint8Array(0);
+  let hi = o.end;
+  if (o.prefix !== undefined && o.prefix.length > 0) {
+    if (Buffer.compare(lo, o.prefix) < 0) lo = o.prefix;
+    const pEnd = successor(o.prefix);
+    if (pEnd !== undefined && (hi === undefined || Buffer.compare(pEnd, hi) < 0)) hi = pEnd;
+  }
+  if (hi !== undefined && Buffer.compare(lo, hi) >= 0) return undefined;
+  return {
+    gte: dataKey(prefix, lo),
+    lt: hi === undefined ? successor(prefix) : dataKey(prefix, hi),
+    skip: prefix.length,
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * `lsm`: the index engine on LevelDB (classic-level). One database per node, keyspaces as varint key
+ * prefixes (see keys.ts). Batches are chained batches written with sync: false (the log is the
+ * source of truth); checkpoint() writes a marker with sync: true, which fsyncs LevelDB's own log and
+ * so everything written before it.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { ClassicLevel } from 'classic-level';
+import { assert } from '../lib/assert.js';
+import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
+import type { EngineOptions, EngineSupports } from './types.js';
+
+type Db = ClassicLevel<Uint8Array, Uint8Array>;
+type Snapshot = ReturnType<Db['snapshot']>;
+
+interface LevelView extends ReadView {
+  readonly snapshot: Snapshot;
+}
+
+const encodings = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+
+export class LevelEngine extends AbstractEngine {
+  readonly kind = 'lsm' as const;
+  readonly supports: EngineSupports = {
+    kind: 'lsm',
+    keyspacesAsPrefixes: true,
+    deferredSync: true,
+    snapshots: true,
+    rangeScans: true,
+    tombstones: true,
+  };
+  private readonly db: Db;
+
+  private constructor(dir: string, options: EngineOptions, db: Db) {
+    super(dir, options);
+    this.db = db;
+  }
+
+  static async open(dir: string, options: EngineOptions = {}): Promise<LevelEngine> {
+    await mkdir(dir, { recursive: true });
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, encodings);
+    await db.open();
+    const engine = new LevelEngine(dir, options, db);
+    const root = await db.get(rootKey);
+    if (root === undefined) {
+      await engine._write([{ key: rootKey, value: encodeRoot('lsm') }], true);
+    } else {
+      const r = decodeRoot(root);
+      check(
+        r.version === formatVersion && r.kind === 'lsm',
+        `unexpected root record ${r.kind} v${r.version}`,
+      );
+    }
+    return engine;
+  }
+
+  _openView(): LevelView {
+    const snapshot = this.db.snapshot();
+    return { snapshot, release: () => void snapshot.close() };
+  }
+
+  async _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return [];
+    const options = view === undefined ? {} : { snapshot: (view as LevelView).snapshot };
+    return this.db.getMany(keys as Uint8Array[], options);
+  }
+
+  async _range(
+    gte: Uint8Array,
+    lt: Uint8Array | undefined,
+    limit: number,
+    view?: ReadView,
+  ): Promise<RawEntry[]> {
+    if (limit === 0) return [];
+    const it = this.db.iterator({
+      gte,
+      ...(lt === undefined ? {} : { lt }),
+      limit,
+      ...(view === undefined ? {} : { snapshot: (view as LevelView).snapshot }),
+    });
+    try {
+      const entries = await it.all();
+      return entries.map(([key, value]) => ({ key, value }));
+    } finally {
+      await it.close();
+    }
+  }
+
+  async _write(ops: readonly RawOp[], sync: boolean): Promise<void> {
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.value === undefined) batch.del(op.key);
+      else batch.put(op.key, op.value);
+    }
+    await batch.write({ sync: sync || this.syncEachBatch });
+  }
+
+  async _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void> {
+    await this.db.clear(lt === undefined ? { gte } : { gte, lt });
+  }
+
+  async _sync(): Promise<void> {
+    await this.db.batch().put(rootKey, encodeRoot('lsm')).write({ sync: true });
+  }
+
+  async _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void> {
+    if (gte === undefined) {
+      await this.db.compactRange(Uint8Array.of(0x00), Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff));
+      return;
+    }
+    await this.db.compactRange(gte, lt ?? Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff));
+  }
+
+  async _close(): Promise<void> {
+    await this._sync();
+    await this.db.close();
+  }
+
+  async _destroy(): Promise<void> {
+    assert(this.dir.length > 1, 'refusing to remove this directory');
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

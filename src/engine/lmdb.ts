@@ -1,0 +1,148 @@
+/**
+ * `btree`: the index engine on LMDB (lmdb-js). One environment per node, one database, keyspaces as
+ * varint key prefixes (see keys.ts). Batches commit without fsync (noSync; the log is the source of
+ * truth) and checkpoint() calls mdb_env_sync; with { syncEachBatch: true } every batch is synced.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { open, type RootDatabase, type Transaction } from 'lmdb';
+import { assert } from '../lib/assert.js';
+import { limits } from '../lib/limits.js';
+import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
+import type { EngineOptions, EngineSupports } from './types.js';
+
+interface LmdbView extends ReadView {
+  readonly txn: Transaction;
+}
+
+type Db = RootDatabase<Buffer, Buffer> & {
+  sync(cb: (err?: Error) => void): void;
+  getBinary(key: Buffer, options?: { transaction: Transaction }): Buffer | undefined;
+};
+
+export class LmdbEngine extends AbstractEngine {
+  readonly kind = 'btree' as const;
+  readonly supports: EngineSupports = {
+    kind: 'btree',
+    keyspacesAsPrefixes: true,
+    deferredSync: true,
+    snapshots: true,
+    rangeScans: true,
+    tombstones: true,
+  };
+  private readonly db: Db;
+
+  private constructor(dir: string, options: EngineOptions, db: Db) {
+    super(dir, options);
+    this.db = db;
+  }
+
+  static async open(dir: string, options: EngineOptions = {}): Promise<LmdbEngine> {
+    await mkdir(dir, { recursive: true });
+    const sync = options.syncEachBatch ?? false;
+    const db = open<Buffer, Buffer>({
+      path: join(dir, 'index.mdb'),
+      keyEncoding: 'binary',
+      encoding: 'binary',
+      noSync: !sync,
+      noMetaSync: !sync,
+      overlappingSync: false,
+      compression: false,
+      cache: false,
+    }) as Db;
+    const engine = new LmdbEngine(dir, options, db);
+    const root = db.getBinary(Buffer.from(rootKey));
+    if (root === undefined) {
+      await engine._write([{ key: rootKey, value: encodeRoot('btree') }], true);
+    } else {
+      const r = decodeRoot(root);
+      check(
+        r.version === formatVersion && r.kind === 'btree',
+        `unexpected root record ${r.kind} v${r.version}`,
+      );
+    }
+    return engine;
+  }
+
+  _openView(): LmdbView {
+    const txn = this.db.useReadTransaction();
+    return { txn, release: () => txn.done() };
+  }
+
+  async _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]> {
+    const options = view === undefined ? undefined : { transaction: (view as LmdbView).txn };
+    return keys.map((k) => {
+      const v = this.db.getBinary(asBuffer(k), options);
+      return v === undefined ? undefined : new Uint8Array(v);
+    });
+  }
+
+  async _range(
+    gte: Uint8Array,
+    lt: Uint8Array | undefined,
+    limit: number,
+    view?: ReadView,
+  ): Promise<RawEntry[]> {
+    const out: RawEntry[] = [];
+    if (limit === 0) return out;
+    const range = this.db.getRange({
+      start: asBuffer(gte),
+      ...(lt === undefined ? {} : { end: asBuffer(lt) }),
+      limit,
+      ...(view === undefined ? {} : { transaction: (view as LmdbView).txn }),
+    });
+    for (const { key, value } of range) {
+      out.push({ key: new Uint8Array(key), value: new Uint8Array(value) });
+    }
+    return out;
+  }
+
+  async _write(ops: readonly RawOp[], sync: boolean): Promise<void> {
+    await this.db.transaction(() => {
+      for (const op of ops) {
+        if (op.value === undefined) this.db.removeSync(asBuffer(op.key));
+        else this.db.putSync(asBuffer(op.key), asBuffer(op.value));
+      }
+    });
+    if (sync && !this.syncEachBatch) await this._sync();
+  }
+
+  async _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void> {
+    for (;;) {
+      const keys = [
+        ...this.db.getKeys({
+          start: asBuffer(gte),
+          ...(lt === undefined ? {} : { end: asBuffer(lt) }),
+          limit: limits.engineClearBatchKeysMax,
+        }),
+      ];
+      if (keys.length === 0) return;
+      await this.db.transaction(() => {
+        for (const k of keys) this.db.removeSync(k);
+      });
+    }
+  }
+
+  _sync(): Promise<void> {
+    return new Promise((resolve, reject) => this.db.sync((err) => (err ? reject(err) : resolve())));
+  }
+
+  async _compact(): Promise<void> {
+    // LMDB reuses freed pages itself; the file does not shrink.
+  }
+
+  async _close(): Promise<void> {
+    await this._sync();
+    await this.db.close();
+  }
+
+  async _destroy(): Promise<void> {
+    assert(this.dir.length > 1, 'refusing to remove this directory');
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
