@@ -69,7 +69,9 @@ export class SnapshotWriter {
     payload.set(h.seq, 12);
     payload[12 + seqBytes] = h.meta ? 1 : 0;
     view.setUint32(13 + seqBytes, h.keyspaces.length);
-    h.keyspaces.forEach((ks, i) => view.setUint32(17 + seqBytes + 4 * i, ks));
+    h.keyspaces.forEach((ks, i) => {
+      view.setUint32(17 + seqBytes + 4 * i, ks);
+    });
     return frame(typeHeader, this.chunkNo++, payload);
   }
 
