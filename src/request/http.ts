@@ -1,0 +1,194 @@
+/**
+ * The request manager's HTTP server on node:http: keep-alive, and bounded everywhere so that slow,
+ * half-open or greedy clients can't exhaust it: in-flight requests (429 beyond), connections,
+ * header count and time, request time, idle keep-alive, body size (413 on Content-Length before
+ * reading, and while streaming a chunked body).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TesseraError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import type { Counter, Gauge } from '../lib/metrics.js';
+import { Api, type ApiOptions, type Pending } from './api.js';
+import type { RequestBackend } from './backend.js';
+import type { ApiResponse } from './format.js';
+
+export interface HttpServerOptions extends ApiOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  inflightMax?: number;
+  connectionsMax?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  api: Api;
+  server: http.Server;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export class HttpFrontend {
+  readonly api: Api;
+  readonly server: http.Server;
+  private inflight = 0;
+  private readonly inflightMax: number;
+  private readonly rejected: Counter;
+  private readonly inflightGauge: Gauge;
+
+  constructor(backend: RequestBackend, opts: HttpServerOptions = {}) {
+    this.inflightMax = opts.inflightMax ?? limits.httpInflightMax;
+    this.api = new Api(backend, { ...opts, inflight: () => this.inflight });
+    const reg = this.api.registry;
+    this.inflightGauge =
+      (reg.get('tessera_http_inflight_requests') as Gauge | undefined) ??
+      reg.gauge('tessera_http_inflight_requests', 'HTTP requests being served now.');
+    this.rejected =
+      (reg.get('tessera_http_rejected_total') as Counter | undefined) ??
+      reg.counter(
+        'tessera_http_rejected_total',
+        'HTTP requests refused before reaching a handler, by reason.',
+        ['reason'],
+      );
+    this.server = http.createServer({
+      keepAlive: true,
+      headersTimeout: opts.headersTimeoutMs ?? limits.httpHeadersTimeoutMs,
+      requestTimeout: opts.requestTimeoutMs ?? limits.httpRequestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? limits.httpKeepAliveTimeoutMs,
+      maxHeaderSize: 16 * 1024,
+      noDelay: true,
+    });
+    this.server.maxHeadersCount = limits.httpHeadersCountMax;
+    this.server.maxConnections = opts.connectionsMax ?? limits.httpConnectionsMax;
+    this.server.setTimeout(limits.httpSocketIdleTimeoutMs, (socket) => socket.destroy());
+    this.server.on('request', (req, res) => void this.onRequest(req, res, false));
+    this.server.on('checkContinue', (req, res) => void this.onRequest(req, res, true));
+    this.server.on('clientError', (err, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const code = (err as { code?: string }).code;
+      const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
+    });
+  }
+
+  private countRejected(reason: string): void {
+    this.rejected.inc(1, reason);
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean) {
+    const started = process.hrtime.bigint();
+    if (this.inflight >= this.inflightMax) {
+      this.countRejected('inflight');
+      const e = new TesseraError('TOO_MANY_REQUESTS', 'too many requests in flight');
+      this.send(req, res, this.api.failure(e, 'unknown'), true);
+      return;
+    }
+    this.inflight++;
+    this.inflightGauge.set(this.inflight);
+    let op = 'unknown';
+    let out: ApiResponse;
+    let closeAfter = false;
+    try {
+      const matched = this.api.match(req.method ?? 'GET', req.url ?? '/');
+      op = matched.spec.op;
+      const pending = await this.api.begin(matched, req.headers);
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > pending.bodyBytesMax) {
+        closeAfter = true; // the body stays unread: the connection can't be reused
+        this.countRejected('body');
+        throw pending.bodyTooLarge;
+      }
+      if (expectsContinue) res.writeContinue();
+      const body = await readBody(req, pending).catch((e: unknown) => {
+        closeAfter = true;
+        throw e;
+      });
+      out = await pending.run(body);
+    } catch (e) {
+      out = this.api.failure(e, op);
+      if (!req.complete) closeAfter = true;
+    } finally {
+      this.inflight--;
+      this.inflightGauge.set(this.inflight);
+    }
+    this.api.record(op, out, started);
+    this.send(req, res, out, closeAfter);
+  }
+
+  private send(req: http.IncomingMessage, res: http.ServerResponse, out: ApiResponse, close: boolean): void {
+    if (res.headersSent || res.destroyed) return;
+    const body = typeof out.body === 'string' ? Buffer.from(out.body, 'utf8') : out.body;
+    for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+    res.setHeader('content-length', body.length);
+    if (close) res.setHeader('connection', 'close');
+    res.writeHead(out.status);
+    res.end(req.method === 'HEAD' ? undefined : body);
+    if (close) res.on('finish', () => req.socket.destroySoon?.());
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+/** Reads the body, failing with the pending route's 413 as soon as it grows past its limit. */
+function readBody(req: http.IncomingMessage, pending: Pending): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > pending.bodyBytesMax) {
+        req.off('data', onData);
+        req.pause();
+        reject(pending.bodyTooLarge);
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.once('error', (e) =>
+      reject(new TesseraError('BAD_REQUEST', `reading the body failed: ${e.message}`)),
+    );
+    req.once('aborted', () => reject(new TesseraError('BAD_REQUEST', 'the client aborted the request')));
+  });
+}
+
+/** Starts a request manager HTTP server on host:port (0 = any free port). */
+export async function startHttpServer(
+  backend: RequestBackend,
+  opts: HttpServerOptions = {},
+): Promise<RunningServer> {
+  const fe = new HttpFrontend(backend, opts);
+  const host = opts.host ?? '127.0.0.1';
+  const port = await fe.listen(opts.port ?? 0, host);
+  fe.api.log.info('listening', { host, port });
+  return {
+    api: fe.api,
+    server: fe.server,
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () => fe.close(),
+  };
+}
