@@ -26,7 +26,8 @@ export interface Progress {
 
 function num(o: Record<string, unknown>, field: string, where: string): number {
   const v = o[field];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${where}: field ${field} missing or not a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new Error(`${where}: field ${field} missing or not a number`);
   return v;
 }
 
@@ -51,7 +52,8 @@ const loadgenOutputVersion = 1;
 export function parseLoadgenOutput(stdout: string, op: string): Measurement {
   const o = lastJsonLine(stdout);
   if (o === undefined) throw new Error('etcd loadgen: no JSON result line in its output');
-  if (o.version !== loadgenOutputVersion) throw new Error(`etcd loadgen: unknown output version ${String(o.version)}`);
+  if (o.version !== loadgenOutputVersion)
+    throw new Error(`etcd loadgen: unknown output version ${String(o.version)}`);
   const where = 'etcd loadgen';
   return {
     system: 'etcd',
@@ -83,7 +85,8 @@ const wrkOutputVersion = 1;
  */
 export function parseWrkOutput(stdout: string, op: string, clients: number): Measurement {
   const o = lastJsonLine(stdout);
-  if (o === undefined || o.tool !== 'wrk') throw new Error('wrk: no JSON result line (was the Lua script used?)');
+  if (o === undefined || o.tool !== 'wrk')
+    throw new Error('wrk: no JSON result line (was the Lua script used?)');
   if (o.version !== wrkOutputVersion) throw new Error(`wrk: unknown output version ${String(o.version)}`);
   const where = 'wrk';
   const requests = num(o, 'requests', where);

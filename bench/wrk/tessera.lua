@@ -28,6 +28,7 @@ function init(args)
   if mode ~= "put" and mode ~= "get" then
     error("mode must be put or get, not " .. tostring(mode))
   end
+  run_mode = mode -- a global, so that done() can read it with thread:get()
   math.randomseed(os.time() * 1000 + (id or 0))
   wrk.headers["Authorization"] = "Bearer " .. token
   if mode == "put" then
@@ -54,11 +55,13 @@ function done(summary, latency, requests)
   local e = summary.errors
   local errors = e.connect + e.read + e.write + e.status + e.timeout
   local seconds = summary.duration / 1e6
+  -- done() runs in the main Lua state, where init() never ran: ask a thread for its mode.
+  local m = threads[1] and threads[1]:get("run_mode") or mode
   io.write(string.format(
     '{"tool":"wrk","version":1,"mode":"%s","requests":%d,"errors":%d,"status_errors":%d,'
       .. '"socket_errors":%d,"duration_us":%d,"ops_per_sec":%.0f,"p50_us":%d,"p90_us":%d,'
       .. '"p99_us":%d,"max_us":%d,"mean_us":%.0f}\n',
-    mode, summary.requests, errors, e.status, errors - e.status, summary.duration,
+    m, summary.requests, errors, e.status, errors - e.status, summary.duration,
     (summary.requests - errors) / seconds, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean))
 end

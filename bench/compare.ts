@@ -1,0 +1,278 @@
+/**
+ * `npm run bench`: Tessera vs etcd in one run, each driven by its most efficient client so that the
+ * servers are compared, not the clients: etcd (3 members on loopback, default fsync durability) by
+ * the Go loadgen on clientv3, Tessera's HTTP API by wrk. For each client count (16, 64, 256): puts
+ * of 100-byte values on uniform random keys; at 64 clients: linearizable gets of loaded keys.
+ * Prints a table (ops/s, p50/p99, ratio Tessera/etcd), a live progress line, and with --json a last
+ * JSON line (`"tool":"compare","version":1`). If Tessera is not reachable it runs the etcd side only.
+ *
+ *   npm run bench -- [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
+ *     [--clients 16,64,256] [--read-clients 64] [--skip-etcd] [--skip-tessera] [--json]
+ */
+import { parseArgs } from 'node:util';
+import { limits } from '../src/lib/limits.js';
+import { ensureLoadgen, restartEtcd, runLoadgen, startEtcd, stopEtcd } from './etcd/cluster.js';
+import type { Measurement } from './lib/parse.js';
+import { fmtInt, fmtMs, formatTable, ProgressLine } from './lib/report.js';
+import { ensureTable, openClient, resolveToken, unreachableReason, urlDefault } from './lib/tessera.js';
+import { runWrk } from './lib/wrk.js';
+import { runPhase, ycsbDefaults } from './ycsb.js';
+
+interface CompareOptions {
+  url: string;
+  token: string | undefined;
+  durationS: number;
+  keys: number;
+  clients: number[];
+  readClients: number;
+  skipEtcd: boolean;
+  skipTessera: boolean;
+  json: boolean;
+  etcdPort: number;
+  table: string;
+  threads: number;
+}
+
+export interface Row {
+  op: 'put' | 'get';
+  clients: number;
+  etcd: Measurement | undefined;
+  tessera: Measurement | undefined;
+}
+
+function intIn(s: string, what: string, lo: number, hi: number): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < lo || n > hi)
+    throw new Error(`${what} must be an integer in [${lo}, ${hi}]`);
+  return n;
+}
+
+function parseOptions(argv: string[]): CompareOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string', default: urlDefault },
+      token: { type: 'string' },
+      dir: { type: 'string' },
+      duration: { type: 'string', default: '10' },
+      keys: { type: 'string', default: '10000' },
+      clients: { type: 'string', default: '16,64,256' },
+      'read-clients': { type: 'string', default: '64' },
+      'skip-etcd': { type: 'boolean', default: false },
+      'skip-tessera': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'etcd-port': { type: 'string', default: '23790' },
+      table: { type: 'string', default: 'bench' },
+      threads: { type: 'string', default: '2' },
+    },
+  });
+  return {
+    url: values.url,
+    token: resolveToken(values.token, values.dir),
+    durationS: intIn(values.duration, '--duration', 1, limits.benchDurationSMax),
+    keys: intIn(values.keys, '--keys', 2, limits.benchKeysMax),
+    clients: values.clients.split(',').map((c) => intIn(c, '--clients', 1, limits.benchClientsMax)),
+    readClients: intIn(values['read-clients'], '--read-clients', 1, limits.benchClientsMax),
+    skipEtcd: values['skip-etcd'],
+    skipTessera: values['skip-tessera'],
+    json: values.json,
+    etcdPort: intIn(values['etcd-port'], '--etcd-port', 1024, 65_000),
+    table: values.table,
+    threads: intIn(values.threads, '--threads', 1, 64),
+  };
+}
+
+type Progress = ProgressLine;
+
+function ticker(progress: Progress, label: string, durationS: number) {
+  return (elapsedS: number, opsPerSec?: number): void => {
+    const rate = opsPerSec === undefined ? '' : `  ${fmtInt(opsPerSec)} ops/s`;
+    progress.update(`${label}  ${elapsedS.toFixed(0)}/${durationS}s${rate}`);
+  };
+}
+
+async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurement[]> {
+  progress.update('etcd: building the loadgen if missing');
+  await ensureLoadgen();
+  progress.update('etcd: starting 3 members');
+  const c = await startEtcd(o.etcdPort);
+  const out: Measurement[] = [];
+  try {
+    for (const clients of o.clients) {
+      const tick = ticker(progress, `etcd put c=${clients}`, o.durationS);
+      out.push(
+        await runLoadgen(c, {
+          workload: 'put',
+          clients,
+          durationS: o.durationS,
+          keys: o.keys,
+          onProgress: (p) => tick(p.elapsedS, p.opsPerSec),
+        }),
+      );
+    }
+    progress.update('etcd: loading the key space');
+    await runLoadgen(c, { workload: 'load', clients: 64, durationS: o.durationS, keys: o.keys });
+    // Debian's etcd 3.4.23 serves reads slowly after big write bursts until restarted.
+    progress.update('etcd: restarting before the read workload');
+    await restartEtcd(c);
+    const tick = ticker(progress, `etcd get c=${o.readClients}`, o.durationS);
+    const get = await runLoadgen(
+      c,
+      {
+        workload: 'c',
+        clients: o.readClients,
+        durationS: o.durationS,
+        keys: o.keys,
+        onProgress: (p) => tick(p.elapsedS, p.opsPerSec),
+      },
+      'get',
+    );
+    out.push(get);
+  } finally {
+    progress.update('etcd: stopping');
+    await stopEtcd(c);
+  }
+  return out;
+}
+
+async function tesseraSide(o: CompareOptions, token: string, progress: Progress): Promise<Measurement[]> {
+  await ensureTable(o.url, token, o.table);
+  const out: Measurement[] = [];
+  const wrk = { url: o.url, token, table: o.table, keys: o.keys, durationS: o.durationS, threads: o.threads };
+  for (const clients of o.clients) {
+    out.push(
+      await runWrk({
+        ...wrk,
+        mode: 'put',
+        clients,
+        onTick: ticker(progress, `tessera put c=${clients}`, o.durationS),
+      }),
+    );
+  }
+  progress.update('tessera: loading the key space');
+  const client = openClient(o.url, token, 64);
+  try {
+    const load = await runPhase(
+      client,
+      { ...ycsbDefaults, table: o.table, keys: o.keys, durationS: limits.benchDurationSMax },
+      { workload: 'load', dist: 'uniform', clients: 64 },
+    );
+    if (load.errors > 0)
+      throw new Error(`tessera load phase: ${load.errors} errors, first: ${load.firstError}`);
+  } finally {
+    client.close();
+  }
+  const tick = ticker(progress, `tessera get c=${o.readClients}`, o.durationS);
+  out.push(await runWrk({ ...wrk, mode: 'get', clients: o.readClients, onTick: tick }));
+  return out;
+}
+
+export function buildRows(o: { clients: number[]; readClients: number }, ms: Measurement[]): Row[] {
+  const find = (system: Measurement['system'], op: string, clients: number) =>
+    ms.find((m) => m.system === system && m.op === op && m.clients === clients);
+  const keys: Array<[Row['op'], number]> = [
+    ...o.clients.map((c): [Row['op'], number] => ['put', c]),
+    ['get', o.readClients],
+  ];
+  return keys.map(([op, clients]) => ({
+    op,
+    clients,
+    etcd: find('etcd', op, clients),
+    tessera: find('tessera', op, clients),
+  }));
+}
+
+export function ratio(r: Row): number | undefined {
+  if (r.etcd === undefined || r.tessera === undefined || r.etcd.opsPerSec === 0) return undefined;
+  return r.tessera.opsPerSec / r.etcd.opsPerSec;
+}
+
+export function compareTable(rows: Row[]): string {
+  const cells = (m: Measurement | undefined): string[] =>
+    m === undefined ? ['-', '-', '-'] : [fmtInt(m.opsPerSec), fmtMs(m.p50Ms), fmtMs(m.p99Ms)];
+  const body = rows.map((r) => {
+    const q = ratio(r);
+    const op = r.op === 'get' ? 'get (linearizable)' : 'put';
+    return [
+      op,
+      String(r.clients),
+      ...cells(r.etcd),
+      ...cells(r.tessera),
+      q === undefined ? '-' : `${q.toFixed(2)}x`,
+    ];
+  });
+  const header = [
+    'operation',
+    'clients',
+    'etcd ops/s',
+    'p50 ms',
+    'p99 ms',
+    'tessera ops/s',
+    'p50 ms',
+    'p99 ms',
+    'ratio',
+  ];
+  return formatTable(header, body);
+}
+
+function jsonOf(m: Measurement | undefined) {
+  if (m === undefined) return null;
+  return { ops_per_sec: m.opsPerSec, p50_ms: m.p50Ms, p99_ms: m.p99Ms, ops: m.ops, errors: m.errors };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o = parseOptions(argv);
+  const progress = new ProgressLine();
+  let skipped: string | undefined = o.skipTessera ? 'skipped (--skip-tessera)' : undefined;
+  if (skipped === undefined) {
+    const reason = await unreachableReason(o.url);
+    if (reason !== undefined) skipped = `not reachable: ${reason}`;
+    else if (o.token === undefined)
+      skipped = 'no token (--token, TESSERA_TOKEN or --dir DIR with admin.token)';
+    if (skipped !== undefined) console.log(`Tessera at ${o.url}: ${skipped}; running the etcd side only.`);
+  }
+  const ms: Measurement[] = [];
+  if (!o.skipEtcd) ms.push(...(await etcdSide(o, progress)));
+  if (skipped === undefined && o.token !== undefined) ms.push(...(await tesseraSide(o, o.token, progress)));
+  progress.clear();
+  const rows = buildRows(o, ms);
+  console.log(
+    `Tessera vs etcd: ${o.durationS} s per run, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
+  );
+  console.log(compareTable(rows));
+  const errors = ms.filter((m) => m.errors > 0);
+  for (const m of errors)
+    console.log(`warning: ${m.system} ${m.op} c=${m.clients}: ${fmtInt(m.errors)} errors`);
+  if (o.json) {
+    const results = rows.map((r) => ({
+      op: r.op,
+      clients: r.clients,
+      etcd: jsonOf(r.etcd),
+      tessera: jsonOf(r.tessera),
+      ratio: ratio(r) ?? null,
+    }));
+    console.log(
+      JSON.stringify({
+        tool: 'compare',
+        version: 1,
+        duration_s: o.durationS,
+        keys: o.keys,
+        url: o.url,
+        tessera: skipped ?? 'measured',
+        results,
+      }),
+    );
+  }
+  return 0;
+}
+
+const isMain = process.argv[1] !== undefined && /compare\.ts$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
