@@ -1,0 +1,196 @@
+/**
+ * Leader management for one group: recognise a live, healthy leader (and have the catalog follow
+ * it), doubt it (deep check), or, when there is none, pick the healthy voter with the most
+ * up-to-date log and order it to campaign above every term seen. Pure.
+ */
+import type { GroupId, NodeId, Term } from '../lib/ids.js';
+import { term as toTerm } from '../lib/ids.js';
+import type { GroupRecord } from '../metadata/types.js';
+import { isHealthy, liveHeartbeat } from './liveness.js';
+import type {
+  CampaignOrder,
+  CampaignReason,
+  ControlAction,
+  ControlInput,
+  ControlMemory,
+  DeepCheck,
+  DoubtReason,
+  ReplicaReport,
+} from './types.js';
+
+export interface LeaderInfo {
+  readonly node: NodeId;
+  readonly report: ReplicaReport;
+}
+
+export interface GroupAnalysis {
+  readonly group: GroupRecord;
+  /** Reports of live members for this group, by node. */
+  readonly reports: ReadonlyMap<NodeId, ReplicaReport>;
+  /** Highest term known: the catalog's and every live member's. */
+  readonly maxTerm: number;
+  /** A live, healthy leader that passed (or is not failing) its checks. */
+  readonly leader: LeaderInfo | null;
+  /** Why there is no valid leader (null when there is one). */
+  readonly reason: CampaignReason | null;
+  /** The leader that claims the role but is not valid (unhealthy or failed its check). */
+  readonly deposed: NodeId | null;
+}
+
+export interface MutableMemory {
+  campaigns: Map<GroupId, CampaignOrder>;
+  deepChecks: Map<GroupId, DeepCheck>;
+}
+
+function checkFailed(input: ControlInput, check: DeepCheck | undefined, claim: LeaderInfo): boolean {
+  if (check === undefined || check.leader !== claim.node || check.term !== claim.report.term) return false;
+  if (check.ok === false) return true;
+  return check.ok === null && input.nowMs - check.requestedAtMs > input.config.deepCheckTimeoutMs;
+}
+
+/** The live voter claiming leadership at the highest term (lowest id on a tie). */
+function claimedLeader(g: GroupRecord, reports: ReadonlyMap<NodeId, ReplicaReport>): LeaderInfo | null {
+  let best: LeaderInfo | null = null;
+  for (const m of g.members) {
+    const r = reports.get(m.node);
+    if (m.role !== 'voter' || r === undefined || r.role !== 'leader') continue;
+    if (best === null || r.term > best.report.term) best = { node: m.node, report: r };
+  }
+  return best;
+}
+
+export function analyzeGroup(input: ControlInput, g: GroupRecord, memory: MutableMemory): GroupAnalysis {
+  const reports = new Map<NodeId, ReplicaReport>();
+  let maxTerm: number = g.term;
+  for (const m of g.members) {
+    const r = liveHeartbeat(input, m.node)?.replicas.find((x) => x.group === g.id);
+    if (r === undefined) continue;
+    reports.set(m.node, r);
+    maxTerm = Math.max(maxTerm, r.term);
+  }
+  const base = { group: g, reports, maxTerm };
+  const claim = claimedLeader(g, reports);
+  if (claim !== null && claim.report.term >= g.term) {
+    if (!isHealthy(input, claim.node))
+      return { ...base, leader: null, reason: 'leader-unhealthy', deposed: claim.node };
+    if (checkFailed(input, memory.deepChecks.get(g.id), claim)) {
+      return { ...base, leader: null, reason: 'leader-failed-check', deposed: claim.node };
+    }
+    return { ...base, leader: claim, reason: null, deposed: null };
+  }
+  let reason: CampaignReason = 'no-leader';
+  if (g.term === 0 && g.leader === null && maxTerm === 0) reason = 'new-group';
+  else if (g.leader !== null && liveHeartbeat(input, g.leader) === undefined)
+    reason = 'leader-missed-heartbeats';
+  return { ...base, leader: null, reason, deposed: null };
+}
+
+function doubtOf(input: ControlInput, a: GroupAnalysis, leader: LeaderInfo): DoubtReason | null {
+  const hb = liveHeartbeat(input, leader.node);
+  if (hb === undefined) return null;
+  if (input.nowMs - hb.lastSeenMs > 2 * input.config.heartbeatIntervalMs) return 'leader-late';
+  if (hb.health.stalled) return 'leader-stalled';
+  if (a.maxTerm > leader.report.term) return 'higher-term-seen';
+  return null;
+}
+
+/** A deep check is due unless one runs for this leader, or one passed not long ago. */
+function deepCheckDue(input: ControlInput, check: DeepCheck | undefined, leader: LeaderInfo): boolean {
+  if (check === undefined || check.leader !== leader.node || check.term !== leader.report.term) return true;
+  if (check.ok === null) return false;
+  return check.ok === true && input.nowMs - (check.doneAtMs ?? 0) >= input.config.deepCheckIntervalMinMs;
+}
+
+/** Actions for a group that has a valid leader: record it, doubt it. */
+function leaderPresent(
+  input: ControlInput,
+  a: GroupAnalysis,
+  leader: LeaderInfo,
+  memory: MutableMemory,
+  inGrace: boolean,
+): ControlAction[] {
+  const out: ControlAction[] = [];
+  const g = a.group;
+  const t = leader.report.term;
+  if (g.leader !== leader.node || g.term !== t) {
+    const command = { type: 'setGroupLeader' as const, group: g.id, leader: leader.node, term: t };
+    out.push({ kind: 'recordLeader', group: g.id, leader: leader.node, term: t, command });
+  }
+  const order = memory.campaigns.get(g.id);
+  if (order !== undefined && t >= order.term) memory.campaigns.delete(g.id);
+  const check = memory.deepChecks.get(g.id);
+  if (check !== undefined && (check.leader !== leader.node || check.term !== t))
+    memory.deepChecks.delete(g.id);
+  if (inGrace) return out;
+  const doubt = doubtOf(input, a, leader);
+  if (doubt !== null && deepCheckDue(input, memory.deepChecks.get(g.id), leader)) {
+    out.push({ kind: 'deepCheck', group: g.id, leader: leader.node, term: t, reason: doubt });
+    memory.deepChecks.set(g.id, {
+      leader: leader.node,
+      term: t,
+      requestedAtMs: input.nowMs,
+      ok: null,
+      doneAtMs: null,
+    });
+  }
+  return out;
+}
+
+/** The healthy voter with the most up-to-date log (last term, then last index; lowest id on a tie). */
+function bestCandidate(input: ControlInput, a: GroupAnalysis): NodeId | null {
+  let best: LeaderInfo | null = null;
+  for (const m of a.group.members) {
+    const r = a.reports.get(m.node);
+    if (m.role !== 'voter' || r === undefined || r.role === 'learner') continue;
+    if (m.node === a.deposed || !isHealthy(input, m.node)) continue;
+    const better =
+      best === null ||
+      r.lastLogTerm > best.report.lastLogTerm ||
+      (r.lastLogTerm === best.report.lastLogTerm && r.lastLogIndex > best.report.lastLogIndex);
+    if (better) best = { node: m.node, report: r };
+  }
+  return best?.node ?? null;
+}
+
+/** Actions for a group without a valid leader: order a campaign (or raise noQuorum). */
+function leaderMissing(input: ControlInput, a: GroupAnalysis, memory: MutableMemory): ControlAction[] {
+  const g = a.group;
+  const order = memory.campaigns.get(g.id);
+  if (order !== undefined && input.nowMs - order.atMs < input.config.campaignTimeoutMs) return [];
+  const voterIds = g.members.filter((m) => m.role === 'voter').map((m) => m.node);
+  const healthy = voterIds.filter((v) => v !== a.deposed && isHealthy(input, v) && a.reports.has(v));
+  const majority = Math.floor(voterIds.length / 2) + 1;
+  const candidate = bestCandidate(input, a);
+  const liveVoters = voterIds.filter((v) => a.reports.has(v)).length;
+  if (candidate === null || liveVoters < majority) {
+    return [{ kind: 'noQuorum', group: g.id, liveVoters: healthy.length, voters: voterIds.length }];
+  }
+  const minTerm = toTerm(Math.max(a.maxTerm, order?.term ?? 0) + 1);
+  memory.campaigns.set(g.id, { node: candidate, term: minTerm, atMs: input.nowMs });
+  return [{ kind: 'campaign', group: g.id, node: candidate, minTerm, reason: a.reason ?? 'no-leader' }];
+}
+
+export function leaderActions(
+  input: ControlInput,
+  a: GroupAnalysis,
+  memory: MutableMemory,
+  inGrace: boolean,
+): ControlAction[] {
+  if (a.leader !== null) return leaderPresent(input, a, a.leader, memory, inGrace);
+  if (inGrace) return [];
+  return leaderMissing(input, a, memory);
+}
+
+/** Records the outcome of a deep check (ignored unless it is the one running for that leader/term). */
+export function recordDeepCheck(
+  memory: ControlMemory,
+  result: { group: GroupId; leader: NodeId; term: Term; ok: boolean; atMs: number },
+): ControlMemory {
+  const running = memory.deepChecks.get(result.group);
+  if (running === undefined || running.leader !== result.leader || running.term !== result.term)
+    return memory;
+  if (running.ok !== null) return memory;
+  const deepChecks = new Map(memory.deepChecks);
+  deepChecks.set(result.group, { ...running, ok: result.ok, doneAtMs: result.atMs });
+  return { campaigns: memory.campaigns, deepChecks };
+}
