@@ -1,4 +1,101 @@
-/** The `tessera` command line: dispatches to the roles and client commands. */
-const [command] = process.argv.slice(2);
-process.stderr.write(`tessera: command not implemented yet: ${command ?? '(none)'}\n`);
-process.exit(2);
+/**
+ * The `tessera` command line. A dispatch table maps the first word to a command; role commands
+ * (dev, storage, metadata, request, bench) are loaded lazily from their modules, so a client
+ * command starts fast. To add a role: give its entry a `load` that imports a module exporting
+ * `run(args: string[]): Promise<number>` (the exit status).
+ */
+import { runClientCommand } from './client-commands.js';
+
+type Run = (args: string[]) => Promise<number>;
+
+interface CommandEntry {
+  usage: string;
+  run: Run;
+}
+
+/** A role command; `load` is undefined until its module exists. */
+function role(usage: string, load?: () => Promise<{ run: Run }>): CommandEntry {
+  return {
+    usage,
+    run: async (args) => {
+      if (load === undefined) {
+        process.stderr.write(`tessera: ${usage.split(' ')[0]}: not implemented yet\n`);
+        return 2;
+      }
+      return (await load()).run(args);
+    },
+  };
+}
+
+const client =
+  (name: string): Run =>
+  (args) =>
+    runClientCommand(name, args);
+
+const metadataRole = role('metadata [options]       run a metadata manager node');
+
+export const commands: Record<string, CommandEntry> = {
+  // Roles (real processes). Wire each to its module, e.g. load: () => import('../dev/main.js').
+  dev: role('dev [options]            start a local cluster (as npm start)'),
+  storage: role('storage [options]        run a storage node'),
+  request: role('request [options]        run a request manager'),
+  bench: role('bench [...]              load generator with live progress'),
+  // `metadata backup|restore FILE` is a client command; `metadata ...` otherwise is the role.
+  metadata: {
+    usage: 'metadata backup FILE | metadata restore FILE',
+    run: (args) =>
+      args[0] === 'backup' || args[0] === 'restore'
+        ? runClientCommand('metadata', args)
+        : metadataRole.run(args),
+  },
+  // Client commands over the HTTP API (--url, --token, --json).
+  table: {
+    usage: 'table create NAME [--engine btree|lsm] | table list | describe NAME | drop NAME',
+    run: client('table'),
+  },
+  put: { usage: "put TABLE KEY VALUE       (VALUE '-' reads stdin)", run: client('put') },
+  get: { usage: 'get TABLE KEY', run: client('get') },
+  del: { usage: 'del TABLE KEY', run: client('del') },
+  scan: { usage: 'scan TABLE [--prefix P] [--start S] [--end E] [--limit N]', run: client('scan') },
+  cluster: { usage: 'cluster status', run: client('cluster') },
+  token: {
+    usage: 'token create [--read-only|--read-write|--admin] [--table T] | token list | token revoke ID',
+    run: client('token'),
+  },
+};
+
+function usage(): string {
+  const lines = Object.values(commands).map((c) => `  tessera ${c.usage}`);
+  return [
+    'usage:',
+    ...lines,
+    '',
+    'client options: --url URL (default http://127.0.0.1:7070, or TESSERA_URL), --token T (default',
+    '  TESSERA_TOKEN, else ./tessera-data/admin.token), --json',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (entry === undefined) {
+    process.stderr.write(`tessera: unknown command ${name} (try tessera help)\n`);
+    return 2;
+  }
+  return entry.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`tessera: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
