@@ -1,0 +1,573 @@
+/**
+ * The append-only log of a storage node, shared by all its replicas (see docs/log.md).
+ *
+ * Group commit: `append()` encodes and places records at once (admission), a single flush loop
+ * writes everything admitted so far and fdatasyncs it, and every append in that flush resolves
+ * together. Appends that arrive during a flush form the next one; there are no timers. The
+ * in-memory group states are updated only once a flush is durable, by the same code as recovery.
+ */
+import path from 'node:path';
+import { AssertionError, assert } from '../lib/assert.js';
+import { TesseraError } from '../lib/errors.js';
+import type { GroupId, LogIndex, Term } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import {
+  type DecodedRecord,
+  decodeRecord,
+  encodeGroupState,
+  encodeRecord,
+  encodeSegmentHeader,
+  type HardState,
+  RECORD_HEADER_BYTES,
+  type RecordHeader,
+  RecordType,
+  SEGMENT_HEADER_BYTES,
+  type SnapshotMark,
+  segmentFileName,
+} from './format.js';
+import type { GroupLog } from './group.js';
+import { type LogIo, nodeIo } from './io.js';
+import { applyRecord, recoverLog } from './recovery.js';
+import { type GroupState, header, type LogEntry, type LogRecord, payloadOf } from './types.js';
+
+export type { GroupState, LogEntry, LogRecord } from './types.js';
+
+export interface LogOptions {
+  segmentBytesMax?: number;
+  recordBytesMax?: number;
+  pendingBytesMax?: number;
+  io?: LogIo;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface Chunk {
+  segment: number;
+  isNew: boolean;
+  start: number;
+  bufs: Buffer[];
+}
+
+interface Batch {
+  chunks: Chunk[];
+  /** Each admitted record with where it goes, replayed into the group states once durable. */
+  placed: { rec: DecodedRecord; segment: number }[];
+  waiters: Waiter[];
+  bytes: number;
+}
+
+/** What admission knows of a group: enough to check and place records before they are durable. */
+interface Admitted {
+  first: number;
+  last: number;
+  lastTerm: number;
+  hard: HardState | undefined;
+  snap: SnapshotMark | undefined;
+}
+
+interface Queued {
+  records: LogRecord[];
+  bytes: number;
+  waiter: Waiter;
+}
+
+const emptyBatch = (): Batch => ({ chunks: [], placed: [], waiters: [], bytes: 0 });
+
+export class Log {
+  readonly dir: string;
+  private readonly io: LogIo;
+  private readonly segmentBytesMax: number;
+  private readonly recordBytesMax: number;
+  private readonly pendingBytesMax: number;
+  private readonly groups: Map<number, GroupLog>;
+  private readonly admitted = new Map<number, Admitted>();
+  private readonly segments: number[];
+  private readonly fds = new Map<number, number>();
+  // Durable tail (what is fsynced) and planned tail (where the next admitted record goes).
+  private durableSegment: number;
+  private durableBytes: number;
+  private planSegment: number;
+  private planBytes: number;
+  private pending: Batch = emptyBatch();
+  private pendingBytes = 0;
+  private readonly queue: Queued[] = [];
+  private flushing = false;
+  private flushScheduled = false;
+  private failure: Error | undefined;
+  private closed = false;
+  private readsInFlight = 0;
+  private deleting = false;
+
+  private constructor(
+    dir: string,
+    opts: Required<LogOptions>,
+    groups: Map<number, GroupLog>,
+    segments: number[],
+  ) {
+    this.dir = dir;
+    this.io = opts.io;
+    this.segmentBytesMax = opts.segmentBytesMax;
+    this.recordBytesMax = opts.recordBytesMax;
+    this.pendingBytesMax = opts.pendingBytesMax;
+    this.groups = groups;
+    this.segments = segments;
+    this.durableSegment = this.planSegment = segments[segments.length - 1]!;
+    this.durableBytes = this.planBytes = 0;
+    this.resetAdmitted();
+  }
+
+  /** Opens (recovering) the log in `dir`, creating it if needed. */
+  static async open(dir: string, options: LogOptions = {}): Promise<Log> {
+    const opts: Required<LogOptions> = {
+      segmentBytesMax: options.segmentBytesMax ?? limits.logSegmentBytesMax,
+      recordBytesMax: options.recordBytesMax ?? limits.logRecordBytesMax,
+      pendingBytesMax: options.pendingBytesMax ?? limits.logPendingBytesMax,
+      io: options.io ?? nodeIo,
+    };
+    assert(
+      opts.segmentBytesMax >= SEGMENT_HEADER_BYTES + opts.recordBytesMax,
+      'segment smaller than a record',
+    );
+    const rec = await recoverLog(opts.io, dir, opts.recordBytesMax);
+    let tail = rec.tailBytes;
+    if (rec.segments.length === 0) {
+      const first = (rec.cut?.segment ?? 0) + 1;
+      const fd = await opts.io.openForAppend(path.join(dir, segmentFileName(first)), true);
+      await opts.io.write(fd, encodeSegmentHeader(first), 0);
+      await opts.io.fdatasync(fd);
+      await opts.io.fsyncDir(dir);
+      rec.segments.push(first);
+      tail = SEGMENT_HEADER_BYTES;
+      await opts.io.close(fd);
+    }
+    const log = new Log(dir, opts, rec.groups, rec.segments);
+    log.durableBytes = log.planBytes = tail;
+    for (const s of rec.segments) log.fds.set(s, await opts.io.openForAppend(log.file(s), false));
+    log.recovery = { records: rec.records, cut: rec.cut };
+    return log;
+  }
+
+  /** What the last open found and cut, for logs and tests. */
+  recovery: { records: number; cut: { segment: number; offset: number; reason: string } | undefined } = {
+    records: 0,
+    cut: undefined,
+  };
+
+  /**
+   * Appends records in order; resolves once they are durable (fdatasync). Rejects with
+   * RECORD_TOO_LARGE (nothing written) or DISK_FULL (nothing of this append is kept). Waits while
+   * more than the pending-bytes limit is waiting for fsync (back-pressure).
+   */
+  append(records: LogRecord[]): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    assert(!this.closed, 'log is closed');
+    assert(records.length > 0 && records.length <= limits.logBatchRecordsMax, 'append: bad record count');
+    let bytes = 0;
+    for (const r of records) {
+      const size = RECORD_HEADER_BYTES + payloadOf(r).length;
+      if (size > this.recordBytesMax) {
+        return Promise.reject(
+          new TesseraError('RECORD_TOO_LARGE', `log record of ${size} bytes exceeds ${this.recordBytesMax}`),
+        );
+      }
+      bytes += size;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const q: Queued = { records, bytes, waiter: { resolve, reject } };
+      if (this.queue.length > 0 || !this.hasRoom(bytes)) this.queue.push(q);
+      else this.admit(q);
+    });
+  }
+
+  /** Resolves once everything appended so far is durable (or failed). */
+  async sync(): Promise<void> {
+    if (this.pending.waiters.length === 0 && this.queue.length === 0 && !this.flushing) return;
+    await new Promise<void>((resolve) => {
+      const w: Waiter = { resolve, reject: () => resolve() };
+      if (this.queue.length > 0) this.queue.push({ records: [], bytes: 0, waiter: w });
+      else this.pending.waiters.push(w);
+      this.scheduleFlush();
+    });
+  }
+
+  groupIds(): GroupId[] {
+    return [...this.groups.keys()] as GroupId[];
+  }
+
+  /** Durable state of a group (recovered on open, updated after each fsync). */
+  groupState(group: GroupId): GroupState | undefined {
+    const g = this.groups.get(group);
+    if (!g) return undefined;
+    return {
+      group,
+      firstIndex: g.first as LogIndex,
+      lastIndex: g.last as LogIndex,
+      lastTerm: g.lastTerm as Term,
+      hardState: g.hard,
+      snapshot: g.snapshot,
+    };
+  }
+
+  /** Term of a durable entry, or of the entry just before the first live one. */
+  term(group: GroupId, index: LogIndex): Term | undefined {
+    return this.groups.get(group)?.term(index) as Term | undefined;
+  }
+
+  /**
+   * Durable entries lo..hi (inclusive) of a group, read from disk and checked again. Stops early
+   * after `bytesMax` (at least one entry is returned). Asserts lo..hi is within the live range.
+   */
+  async readEntries(
+    group: GroupId,
+    lo: LogIndex,
+    hi: LogIndex,
+    bytesMax = 8 * 1024 * 1024,
+  ): Promise<LogEntry[]> {
+    const g = this.groups.get(group);
+    assert(g !== undefined, `readEntries: unknown group ${group}`);
+    assert(
+      lo >= g.first && hi <= g.last && lo <= hi + 1,
+      `readEntries: ${lo}..${hi} outside ${g.first}..${g.last}`,
+    );
+    this.readsInFlight++;
+    try {
+      return await this.readRange(g, lo, hi, bytesMax);
+    } finally {
+      this.readsInFlight--;
+      if (this.readsInFlight === 0) void this.deleteReleasedSegments();
+    }
+  }
+
+  private async readRange(g: GroupLog, lo: number, hi: number, bytesMax: number): Promise<LogEntry[]> {
+    const out: LogEntry[] = [];
+    let total = 0;
+    let i = lo;
+    const spanMax = Math.max(4 * 1024 * 1024, this.recordBytesMax);
+    while (i <= hi && (total < bytesMax || out.length === 0)) {
+      const first = g.location(i)!;
+      let j = i;
+      let end = first.offset + first.length;
+      for (;;) {
+        const next = j < hi ? g.location(j + 1) : undefined;
+        if (!next || next.segment !== first.segment || next.offset + next.length - first.offset > spanMax)
+          break;
+        if (total + end - first.offset >= bytesMax) break;
+        j++;
+        end = Math.max(end, next.offset + next.length);
+      }
+      const buf = await this.io.read(this.fds.get(first.segment)!, end - first.offset, first.offset);
+      for (let k = i; k <= j; k++) {
+        const loc = g.location(k)!;
+        out.push(this.checkedEntry(buf, loc.offset - first.offset, g.group, k, loc.term));
+        total += loc.length;
+      }
+      i = j + 1;
+    }
+    return out;
+  }
+
+  private checkedEntry(buf: Buffer, at: number, group: number, index: number, term: number): LogEntry {
+    const d = decodeRecord(buf, at, this.recordBytesMax);
+    const r = d.ok ? d.record : undefined;
+    if (!r || r.type !== RecordType.Entry || r.group !== group || r.index !== index || r.term !== term) {
+      throw new TesseraError('CORRUPTION', `log entry ${group}/${index} failed its check on read`);
+    }
+    return { index: index as LogIndex, term: term as Term, payload: r.payload };
+  }
+
+  /**
+   * Entries <= index of this group are no longer needed (the engine holds them durably). Deletes
+   * the oldest segments once no group has a live entry in them.
+   */
+  async releaseUpTo(group: GroupId, index: LogIndex): Promise<void> {
+    const g = this.groups.get(group);
+    if (!g) return;
+    g.release(index);
+    const a = this.admitted.get(group);
+    if (a) a.first = Math.max(a.first, Math.min(index, g.last) + 1);
+    await this.deleteReleasedSegments();
+  }
+
+  /** Number of segment files and their total size, for monitoring and tests. */
+  segmentList(): number[] {
+    return [...this.segments];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.sync();
+    this.closed = true;
+    for (const fd of this.fds.values()) await this.io.close(fd);
+    this.fds.clear();
+  }
+
+  // ---- admission and group commit ----
+
+  private hasRoom(bytes: number): boolean {
+    return this.pendingBytes === 0 || this.pendingBytes + bytes <= this.pendingBytesMax;
+  }
+
+  private admit(q: Queued): void {
+    const bad = this.invalidEntry(q.records);
+    if (bad !== undefined) {
+      // A programmer error in the caller: reject this append whole, nothing of it placed.
+      q.waiter.reject(new AssertionError(bad));
+      return;
+    }
+    for (const r of q.records) this.place(r);
+    this.pending.waiters.push(q.waiter);
+    this.pending.bytes += q.bytes;
+    this.pendingBytes += q.bytes;
+    this.scheduleFlush();
+  }
+
+  private place(r: LogRecord): void {
+    const h = header(r);
+    const buf = encodeRecord(h, payloadOf(r));
+    if (this.planBytes + buf.length > this.segmentBytesMax) this.roll();
+    this.placeBuffer(buf, h);
+    this.admitState(r);
+  }
+
+  private placeBuffer(buf: Buffer, h: RecordHeader): void {
+    let chunk = this.pending.chunks[this.pending.chunks.length - 1];
+    if (!chunk || chunk.segment !== this.planSegment) {
+      chunk = { segment: this.planSegment, isNew: false, start: this.planBytes, bufs: [] };
+      this.pending.chunks.push(chunk);
+    }
+    chunk.bufs.push(buf);
+    const payload = buf.subarray(RECORD_HEADER_BYTES);
+    this.pending.placed.push({
+      rec: { ...h, offset: this.planBytes, length: buf.length, payload },
+      segment: this.planSegment,
+    });
+    this.planBytes += buf.length;
+  }
+
+  /** Starts a new segment whose first records carry every group's state (so old segments can go). */
+  private roll(): void {
+    this.planSegment += 1;
+    this.pending.chunks.push({
+      segment: this.planSegment,
+      isNew: true,
+      start: 0,
+      bufs: [encodeSegmentHeader(this.planSegment)],
+    });
+    this.planBytes = SEGMENT_HEADER_BYTES;
+    for (const [group, a] of this.admitted) {
+      const h: RecordHeader = { type: RecordType.GroupState, group, term: a.lastTerm, index: a.last };
+      const buf = encodeRecord(h, encodeGroupState(a.hard, a.snap));
+      assert(this.planBytes + buf.length <= this.segmentBytesMax, 'segment too small for the group states');
+      this.placeBuffer(buf, h);
+    }
+  }
+
+  /** Checks the entries of one append keep each group's log contiguous (dry run, nothing changed). */
+  private invalidEntry(records: LogRecord[]): string | undefined {
+    const overlay = new Map<number, { first: number; last: number }>();
+    for (const r of records) {
+      if (r.kind === 'hardState') continue;
+      const a = overlay.get(r.group) ?? this.admitted.get(r.group) ?? { first: 1, last: 0 };
+      if (r.kind === 'dropGroup') overlay.set(r.group, { first: 1, last: 0 });
+      else if (r.kind === 'snapshot') overlay.set(r.group, { first: r.index + 1, last: r.index });
+      else if (r.index < a.first || r.index > a.last + 1 || r.index < 1) {
+        return `append: entry ${r.group}/${r.index} outside ${a.first}..${a.last + 1}`;
+      } else overlay.set(r.group, { first: a.first, last: r.index });
+    }
+    return undefined;
+  }
+
+  private admitState(r: LogRecord): void {
+    if (r.kind === 'dropGroup') {
+      this.admitted.delete(r.group);
+      return;
+    }
+    let a = this.admitted.get(r.group);
+    if (!a) {
+      a = { first: 1, last: 0, lastTerm: 0, hard: undefined, snap: undefined };
+      this.admitted.set(r.group, a);
+    }
+    if (r.kind === 'entry') {
+      a.last = r.index;
+      a.lastTerm = r.term;
+    } else if (r.kind === 'hardState') {
+      a.hard = { term: r.term, vote: r.vote, commit: r.commit };
+    } else {
+      a.snap = { index: r.index, term: r.term };
+      a.first = r.index + 1;
+      a.last = r.index;
+      a.lastTerm = r.term;
+    }
+  }
+
+  private resetAdmitted(): void {
+    this.admitted.clear();
+    for (const [id, g] of this.groups) {
+      this.admitted.set(id, {
+        first: g.first,
+        last: g.last,
+        lastTerm: g.lastTerm,
+        hard: g.hard,
+        snap: g.snapshot,
+      });
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate, not a timer: appends issued in this turn of the event loop join the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    while (this.pending.waiters.length > 0 && !this.failure) {
+      const batch = this.pending;
+      this.pending = emptyBatch();
+      try {
+        await this.writeBatch(batch);
+        this.commitBatch(batch);
+        for (const w of batch.waiters) w.resolve();
+      } catch (e) {
+        await this.failBatch(batch, e);
+      }
+      this.admitQueued();
+    }
+    this.flushing = false;
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    const touched: number[] = [];
+    let created = false;
+    for (const c of batch.chunks) {
+      if (c.isNew) {
+        const fd = await this.io.openForAppend(this.file(c.segment), true);
+        this.fds.set(c.segment, fd);
+        this.segments.push(c.segment);
+        created = true;
+      }
+      if (c.bufs.length > 0) await this.io.write(this.fds.get(c.segment)!, Buffer.concat(c.bufs), c.start);
+      touched.push(c.segment);
+    }
+    for (const s of touched) await this.io.fdatasync(this.fds.get(s)!);
+    if (created) await this.io.fsyncDir(this.dir);
+  }
+
+  /** The batch is durable: apply it to the group states exactly as recovery would. */
+  private commitBatch(batch: Batch): void {
+    for (const { rec, segment } of batch.placed) {
+      assert(applyRecord(this.groups, rec, segment), 'durable record rejected by the group state');
+    }
+    const lastChunk = batch.chunks[batch.chunks.length - 1];
+    if (lastChunk) {
+      this.durableSegment = lastChunk.segment;
+      this.durableBytes = lastChunk.start + lastChunk.bufs.reduce((n, b) => n + b.length, 0);
+    }
+    this.pendingBytes -= batch.bytes;
+  }
+
+  /**
+   * A write or fsync failed. ENOSPC: fail this batch and everything admitted after it with
+   * DISK_FULL, cut the files back to the durable tail, and keep going. Anything else: the log is
+   * unusable (a failed fsync may have lost pages; see PostgreSQL's fsyncgate).
+   */
+  private async failBatch(batch: Batch, e: unknown): Promise<void> {
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    const err =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? new TesseraError('DISK_FULL', `log write failed: ${code}`)
+        : new TesseraError('INTERNAL', `log write failed: ${(e as Error)?.message ?? String(e)}`);
+    const failed = [...batch.waiters, ...this.pending.waiters];
+    this.pending = emptyBatch();
+    this.pendingBytes = 0;
+    try {
+      await this.cutToDurable();
+    } catch (cutErr) {
+      this.failure = new TesseraError('INTERNAL', `log could not cut a failed write: ${String(cutErr)}`);
+    }
+    if (err.code !== 'DISK_FULL') this.failure = err;
+    this.planSegment = this.durableSegment;
+    this.planBytes = this.durableBytes;
+    this.resetAdmitted();
+    for (const w of failed) w.reject(err);
+    // Queued appends may build on the failed ones (Raft indices): they fail too.
+    for (const q of this.queue.splice(0)) q.waiter.reject(this.failure ?? err);
+  }
+
+  private async cutToDurable(): Promise<void> {
+    while (this.segments[this.segments.length - 1]! > this.durableSegment) {
+      const s = this.segments.pop()!;
+      const fd = this.fds.get(s);
+      this.fds.delete(s);
+      if (fd !== undefined) await this.io.close(fd);
+      await this.io.unlink(this.file(s));
+    }
+    // A segment whose creation failed half-way may exist without being listed.
+    for (let s = this.durableSegment + 1; s <= this.planSegment; s++) {
+      await this.io.unlink(this.file(s)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+    }
+    await this.io.ftruncate(this.fds.get(this.durableSegment)!, this.durableBytes);
+  }
+
+  private admitQueued(): void {
+    while (this.queue.length > 0 && !this.failure && this.hasRoom(this.queue[0]!.bytes)) {
+      const q = this.queue.shift()!;
+      try {
+        this.admit(q);
+      } catch (e) {
+        q.waiter.reject(e);
+      }
+    }
+  }
+
+  // ---- segment deletion ----
+
+  private async deleteReleasedSegments(): Promise<void> {
+    if (this.deleting || this.readsInFlight > 0 || this.closed) return;
+    this.deleting = true;
+    try {
+      let deleted = false;
+      while (
+        this.segments.length > 1 &&
+        this.segments[0]! < this.durableSegment &&
+        !this.pinned(this.segments[0]!)
+      ) {
+        const s = this.segments.shift()!;
+        const fd = this.fds.get(s);
+        this.fds.delete(s);
+        if (fd !== undefined) await this.io.close(fd);
+        await this.io.unlink(this.file(s));
+        deleted = true;
+      }
+      if (deleted) await this.io.fsyncDir(this.dir);
+    } finally {
+      this.deleting = false;
+    }
+  }
+
+  private pinned(segment: number): boolean {
+    for (const g of this.groups.values()) {
+      const s = g.oldestSegment();
+      if (s !== undefined && s <= segment) return true;
+    }
+    return false;
+  }
+
+  private file(segment: number): string {
+    return path.join(this.dir, segmentFileName(segment));
+  }
+}
+
+export function openLog(dir: string, options?: LogOptions): Promise<Log> {
+  return Log.open(dir, options);
+}

@@ -1,0 +1,233 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AssertionError } from '../../src/lib/assert.js';
+import { isTesseraError } from '../../src/lib/errors.js';
+import { nodeId } from '../../src/lib/ids.js';
+import { type LogIo, nodeIo, openLog } from '../../src/log/index.js';
+import { entries, entry, G, I, readAll, segmentFiles, T, tempDir } from './helpers.js';
+
+const range = (a: number, b: number, t = 1): [number, number][] =>
+  Array.from({ length: b - a + 1 }, (_, k) => [a + k, t]);
+
+describe('log basics', () => {
+  it('appends, reads by index range, and recovers the same state', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.append(entries(1, 1, 50));
+    await log.append(entries(1, 51, 100));
+    expect(log.groupState(G(1))).toMatchObject({ firstIndex: 1, lastIndex: 100, lastTerm: 1 });
+    expect(await readAll(log, 1)).toEqual(range(1, 100));
+    const mid = await log.readEntries(G(1), I(40), I(45));
+    expect(mid.map((e) => e.index)).toEqual([40, 41, 42, 43, 44, 45]);
+    await log.close();
+    const again = await openLog(dir);
+    expect(again.recovery.cut).toBeUndefined();
+    expect(await readAll(again, 1)).toEqual(range(1, 100));
+    await again.append(entries(1, 101, 101));
+    expect(again.groupState(G(1))?.lastIndex).toBe(101);
+    await again.close();
+  });
+
+  it('a later record for the same (group, index) replaces the suffix (Raft overwrite), also on replay', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.append(entries(1, 1, 10, 1));
+    await log.append(entries(1, 6, 7, 2));
+    const want: [number, number][] = [...range(1, 5, 1), ...range(6, 7, 2)];
+    expect(await readAll(log, 1)).toEqual(want);
+    expect(log.term(G(1), I(7))).toBe(2);
+    expect(log.term(G(1), I(8))).toBeUndefined();
+    await log.close();
+    const again = await openLog(dir);
+    expect(await readAll(again, 1)).toEqual(want);
+    expect(again.groupState(G(1))).toMatchObject({ lastIndex: 7, lastTerm: 2 });
+    await again.close();
+  });
+
+  it('keeps interleaved groups apart', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, { segmentBytesMax: 8192, recordBytesMax: 1024 });
+    const next = [1, 1, 1, 1];
+    let x = 12345;
+    for (let round = 0; round < 200; round++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      const g = 1 + (x % 3);
+      await log.append([entry(g, next[g]!, 1)]);
+      next[g]!++;
+    }
+    await log.append([entry(2, 3, 5)]); // overwrite inside group 2 only
+    await log.close();
+    const again = await openLog(dir, { segmentBytesMax: 8192, recordBytesMax: 1024 });
+    expect(await readAll(again, 1)).toEqual(range(1, next[1]! - 1));
+    expect(await readAll(again, 2)).toEqual([...range(1, 2), [3, 5]]);
+    expect(await readAll(again, 3)).toEqual(range(1, next[3]! - 1));
+    expect(again.segmentList().length).toBeGreaterThan(1);
+    await again.close();
+  });
+
+  it('persists hard state and snapshot marks; a snapshot replaces the log', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.append([
+      ...entries(4, 1, 5),
+      { kind: 'hardState', group: G(4), term: T(3), vote: nodeId(2), commit: I(4) },
+    ]);
+    await log.append([{ kind: 'snapshot', group: G(4), term: T(3), index: I(20) }, entry(4, 21, 3)]);
+    await log.close();
+    const again = await openLog(dir);
+    expect(again.groupState(G(4))).toMatchObject({
+      firstIndex: 21,
+      lastIndex: 21,
+      lastTerm: 3,
+      hardState: { term: 3, vote: 2, commit: 4 },
+      snapshot: { index: 20, term: 3 },
+    });
+    expect(again.term(G(4), I(20))).toBe(3);
+    expect(await readAll(again, 4)).toEqual([[21, 3]]);
+    await again.append([{ kind: 'dropGroup', group: G(4) }]);
+    expect(again.groupState(G(4))).toBeUndefined();
+    await again.close();
+    const third = await openLog(dir);
+    expect(third.groupIds()).toEqual([]);
+    await third.close();
+  });
+
+  it('refuses records over the size limit with RECORD_TOO_LARGE and writes nothing', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, { recordBytesMax: 1024, segmentBytesMax: 4096 });
+    const err = await log.append([entry(1, 1, 1, 1024 - 32 + 1)]).catch((e) => e);
+    expect(isTesseraError(err, 'RECORD_TOO_LARGE')).toBe(true);
+    await log.append([entry(1, 1, 1, 1024 - 32)]); // exactly at the limit is fine
+    expect(log.groupState(G(1))?.lastIndex).toBe(1);
+    await log.close();
+  });
+
+  it('rejects a gap in a group log as a programmer error, placing nothing of that append', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.append(entries(1, 1, 3));
+    const err = await log.append([entry(1, 4), entry(1, 6)]).catch((e) => e);
+    expect(err).toBeInstanceOf(AssertionError);
+    await log.append([entry(1, 4)]);
+    expect(await readAll(log, 1)).toEqual(range(1, 4));
+    await log.close();
+  });
+});
+
+/** An io that counts calls and can hold fsyncs. */
+function countingIo(): { io: LogIo; syncs: () => number; writes: number[] } {
+  let syncs = 0;
+  const writes: number[] = [];
+  const io: LogIo = {
+    ...nodeIo,
+    write: (fd, data, pos) => {
+      writes.push(data.length);
+      return nodeIo.write(fd, data, pos);
+    },
+    fdatasync: (fd) => {
+      syncs++;
+      return nodeIo.fdatasync(fd);
+    },
+  };
+  return { io, syncs: () => syncs, writes };
+}
+
+describe('group commit', () => {
+  it('appends that arrive together share one fdatasync', async () => {
+    const dir = tempDir();
+    const c = countingIo();
+    const log = await openLog(dir, { io: c.io });
+    const before = c.syncs();
+    await Promise.all(Array.from({ length: 200 }, (_, g) => log.append([entry(g + 1, 1)])));
+    expect(c.syncs() - before).toBe(1);
+    expect(log.groupIds().length).toBe(200);
+    await log.close();
+  });
+
+  it('resolves an append only after its fdatasync returns', async () => {
+    const dir = tempDir();
+    let release: () => void = () => {};
+    let holding = false;
+    const io: LogIo = {
+      ...nodeIo,
+      fdatasync: async (fd) => {
+        if (holding) await new Promise<void>((r) => (release = r));
+        return nodeIo.fdatasync(fd);
+      },
+    };
+    const log = await openLog(dir, { io });
+    holding = true;
+    let done = false;
+    const p = log.append([entry(1, 1)]).then(() => (done = true));
+    const later = log.append([entry(1, 2)]); // arrives during the fsync: goes in the next batch
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    expect(log.groupState(G(1))).toBeUndefined(); // not durable, not visible
+    holding = false;
+    release();
+    await p;
+    await later;
+    expect(done).toBe(true);
+    expect(log.groupState(G(1))?.lastIndex).toBe(2);
+    await log.close();
+  });
+
+  it('applies back-pressure: never more than the pending limit (plus one append) per write', async () => {
+    const dir = tempDir();
+    const c = countingIo();
+    const log = await openLog(dir, { io: c.io, pendingBytesMax: 2000 });
+    c.writes.length = 0;
+    await Promise.all(Array.from({ length: 300 }, (_, i) => log.append([entry(1, i + 1)])));
+    expect(Math.max(...c.writes)).toBeLessThanOrEqual(2000);
+    expect(c.writes.length).toBeGreaterThan((300 * 72) / 2000 - 1);
+    expect(await readAll(log, 1)).toEqual(range(1, 300));
+    await log.close();
+  });
+});
+
+describe('segments', () => {
+  const opts = { segmentBytesMax: 4096, recordBytesMax: 1024 };
+
+  it('rolls to a new segment at the size limit and deletes a segment once every group released it', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, opts);
+    for (let i = 1; i <= 100; i++) await log.append([entry(1, i), entry(2, i)]);
+    await log.append([{ kind: 'hardState', group: G(2), term: T(1), vote: nodeId(7), commit: I(90) }]);
+    const segs = log.segmentList();
+    expect(segs.length).toBeGreaterThan(3);
+    for (const f of segmentFiles(dir)) expect(fs.statSync(path.join(dir, f)).size).toBeLessThanOrEqual(4096);
+    await log.releaseUpTo(G(1), I(100));
+    expect(log.segmentList()).toEqual(segs); // group 2 still needs them
+    await log.releaseUpTo(G(2), I(60));
+    const left = log.segmentList();
+    expect(left.length).toBeLessThan(segs.length);
+    expect(left[left.length - 1]).toBe(segs[segs.length - 1]);
+    expect(segmentFiles(dir).length).toBe(left.length);
+    expect(log.groupState(G(2))?.firstIndex).toBe(61);
+    await log.close();
+
+    const again = await openLog(dir, opts);
+    const g1 = again.groupState(G(1))!;
+    const g2 = again.groupState(G(2))!;
+    expect(g1.lastIndex).toBe(100);
+    expect(g2).toMatchObject({ lastIndex: 100, hardState: { term: 1, vote: 7, commit: 90 } });
+    expect(g2.firstIndex).toBeLessThanOrEqual(61);
+    expect((await readAll(again, 2)).at(-1)).toEqual([100, 1]);
+    await again.append([entry(1, 101), entry(2, 101)]);
+    await again.close();
+  });
+
+  it('keeps the active segment even when everything is released', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, opts);
+    for (let i = 1; i <= 100; i++) await log.append([entry(1, i)]);
+    await log.releaseUpTo(G(1), I(100));
+    expect(log.segmentList().length).toBe(1);
+    await log.close();
+    const again = await openLog(dir, opts);
+    expect(again.groupState(G(1))).toMatchObject({ lastIndex: 100, lastTerm: 1 });
+    await again.append([entry(1, 101)]);
+    await again.close();
+  });
+});
