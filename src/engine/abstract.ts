@@ -3,6 +3,8 @@
  * primitives (_getRaw, _range, _write, _clearRange, ...). Everything that mutates goes through one
  * queue per instance, so the reconciler's read-then-write is atomic without locks in the engines.
  */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
@@ -18,6 +20,7 @@ import {
   decodeRecord,
   encodeApplied,
   encodeRecord,
+  formatVersion,
   keyspacePrefix,
   metaKey,
   metaPrefixLength,
@@ -104,6 +107,24 @@ export function mapIoError(e: unknown): unknown {
     return new TesseraError('DISK_FULL', `index engine: ${msg}`);
   }
   return e;
+}
+
+/**
+ * Marks `dir` as holding an instance of `kind` (file ENGINE: "tessera-<kind> v<format>"), or checks
+ * the mark: opening a directory of the other kind (or a newer format) is refused, never reformatted.
+ */
+export async function claimDir(dir: string, kind: EngineKind): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, 'ENGINE');
+  const want = `tessera-${kind} v${formatVersion}\n`;
+  const have = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (have === undefined) await writeFile(path, want, { flag: 'wx' });
+  else if (have !== want) {
+    throw new TesseraError('CORRUPTION', `${dir} holds "${have.trim()}", not "${want.trim()}"`);
+  }
 }
 
 export abstract class AbstractEngine implements Engine {
@@ -249,7 +270,7 @@ export abstract class AbstractEngine implements Engine {
   }
 
   // --- writes ---------------------------------------------------------------------------------------
-  applyBatch(
+  async applyBatch(
     group: GroupId,
     writes: readonly EngineWrite[],
     appliedIndex: LogIndex,
@@ -297,7 +318,7 @@ export abstract class AbstractEngine implements Engine {
     return { ops: [...overlay.values()], result: { stored, ignored: writes.length - stored } };
   }
 
-  dropKeyspace(keyspace: KeyspaceId): Promise<void> {
+  async dropKeyspace(keyspace: KeyspaceId): Promise<void> {
     checkKeyspace(keyspace);
     const gte = keyspacePrefix(keyspace);
     return this._exclusive(async () => {
@@ -306,17 +327,17 @@ export abstract class AbstractEngine implements Engine {
     });
   }
 
-  dropGroup(group: GroupId): Promise<void> {
+  async dropGroup(group: GroupId): Promise<void> {
     checkGroup(group);
     const gte = appliedKey(group).subarray(0, metaPrefixLength(group) - 1);
     return this._exclusive(() => this._clearRange(gte, successor(gte)));
   }
 
-  checkpoint(): Promise<void> {
+  async checkpoint(): Promise<void> {
     return this._exclusive(() => this._sync());
   }
 
-  compact(): Promise<void> {
+  async compact(): Promise<void> {
     return this._exclusive(() => this._compact());
   }
 
@@ -332,7 +353,7 @@ export abstract class AbstractEngine implements Engine {
     return streamSnapshot(this, group, keyspaces, options);
   }
 
-  installSnapshot(
+  async installSnapshot(
     group: GroupId,
     chunks: AsyncIterable<Uint8Array>,
     options: InstallOptions = {},

@@ -4,10 +4,10 @@
  * source of truth); checkpoint() writes a marker with sync: true, which fsyncs LevelDB's own log and
  * so everything written before it.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
-import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
@@ -38,7 +38,7 @@ export class LevelEngine extends AbstractEngine {
   }
 
   static async open(dir: string, options: EngineOptions = {}): Promise<LevelEngine> {
-    await mkdir(dir, { recursive: true });
+    await claimDir(dir, 'lsm');
     const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, encodings);
     await db.open();
     const engine = new LevelEngine(dir, options, db);

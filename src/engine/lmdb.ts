@@ -3,12 +3,12 @@
  * varint key prefixes (see keys.ts). Batches commit without fsync (noSync; the log is the source of
  * truth) and checkpoint() calls mdb_env_sync; with { syncEachBatch: true } every batch is synced.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../lib/assert.js';
 import { limits } from '../lib/limits.js';
-import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
@@ -39,7 +39,7 @@ export class LmdbEngine extends AbstractEngine {
   }
 
   static async open(dir: string, options: EngineOptions = {}): Promise<LmdbEngine> {
-    await mkdir(dir, { recursive: true });
+    await claimDir(dir, 'btree');
     const sync = options.syncEachBatch ?? false;
     const db = open<Buffer, Buffer>({
       path: join(dir, 'index.mdb'),

@@ -1,0 +1,3 @@
+import { engineCompliance } from './compliance.js';
+
+engineCompliance('btree');
