@@ -141,6 +141,7 @@ export class FrameDecoder {
       if (this.bodyFilled === body.length) {
         this.body = null;
         this.headerFilled = 0;
+        this.bodyFilled = 0;
         this.finish(this.header, body);
       }
     }
