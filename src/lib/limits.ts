@@ -46,6 +46,7 @@ export const limits = {
   httpKeepAliveTimeoutMs: 5_000,
   httpHeadersCountMax: 64,
   httpSocketIdleTimeoutMs: 60_000,
+  httpConnectionsCheckIntervalMs: 1_000,
   httpJsonBodyBytesMax: 64 * 1024,
   httpMetadataBodyBytesMax: 256 * 1024 * 1024,
   httpRetryAfterSeconds: 1,

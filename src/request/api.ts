@@ -10,7 +10,13 @@ import { AssertionError } from '../lib/assert.js';
 import { isTesseraError, TesseraError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { defaultRegistry, type Histogram, prometheusContentType, type Registry } from '../lib/metrics.js';
+import {
+  type Counter,
+  defaultRegistry,
+  type Histogram,
+  prometheusContentType,
+  type Registry,
+} from '../lib/metrics.js';
 import { type Access, authorize, bearerToken, hashToken, type Principal } from './auth.js';
 import type { RequestBackend, RequestId } from './backend.js';
 import { dashboardHtml } from './dashboard.js';
@@ -78,6 +84,7 @@ export class Api {
   readonly log: Logger;
   private readonly routes: Route[];
   private readonly latency: Histogram;
+  private readonly requests: Counter;
   private readonly instanceId: string;
   private readonly inflight: () => number;
   private readonly startedAt = Date.now();
@@ -94,6 +101,13 @@ export class Api {
       this.registry.histogram(
         'tessera_http_request_duration_seconds',
         'HTTP API request latency by operation and result code.',
+        ['op', 'code'],
+      );
+    this.requests =
+      (this.registry.get('tessera_http_requests_total') as Counter | undefined) ??
+      this.registry.counter(
+        'tessera_http_requests_total',
+        'HTTP API requests by operation and result code.',
         ['op', 'code'],
       );
     this.routes = this.routeTable();
@@ -231,7 +245,9 @@ export class Api {
 
   record(op: string, res: ApiResponse, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.latency.labels(op, resultCode(res)).observe(seconds);
+    const code = resultCode(res);
+    this.latency.labels(op, code).observe(seconds);
+    this.requests.labels(op, code).inc();
   }
 
   private metricsResponse(): ApiResponse {

@@ -22,6 +22,8 @@ export interface HttpServerOptions extends ApiOptions {
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
+  /** How often headers/request timeouts are checked. */
+  connectionsCheckIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -60,6 +62,7 @@ export class HttpFrontend {
       requestTimeout: opts.requestTimeoutMs ?? limits.httpRequestTimeoutMs,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? limits.httpKeepAliveTimeoutMs,
       maxHeaderSize: 16 * 1024,
+      connectionsCheckingInterval: opts.connectionsCheckIntervalMs ?? limits.httpConnectionsCheckIntervalMs,
       noDelay: true,
     });
     this.server.maxHeadersCount = limits.httpHeadersCountMax;
