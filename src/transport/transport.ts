@@ -418,9 +418,11 @@ export class Transport {
       conn.respondError(f.kind, f.id, new TesseraError('BAD_REQUEST', 'bad fault command'));
       return;
     }
-    this.faults.apply(cmd);
-    this.log.warn('transport fault command', { ...cmd, by: conn.peer?.nodeId });
+    // Acknowledge while the link back to the caller is open: before a block, after an unblock.
+    if (cmd.op !== 'block') this.faults.apply(cmd);
     conn.respond(f.kind, f.id, new Uint8Array(0));
+    if (cmd.op === 'block') this.faults.apply(cmd);
+    this.log.warn('transport fault command', { ...cmd, by: conn.peer?.nodeId });
   }
 }
 
