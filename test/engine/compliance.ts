@@ -38,7 +38,6 @@ export function engineCompliance(kind: EngineKind): void {
 
     it('declares its kind in the supports manifest', async () => {
       const e = await engine();
-      const g1 = freshGroup();
       expect(e.kind).toBe(kind);
       expect(e.supports.kind).toBe(kind);
       expect(e.supports.snapshots).toBe(true);
@@ -115,7 +114,7 @@ export function engineCompliance(kind: EngineKind): void {
       // Keyspaces 127 and 128 straddle the one-byte varint boundary; 0 is the lowest.
       for (const k of [ks(0), ks(127), ks(128), ks(300)]) {
         await e.applyBatch(
-          g2,
+          g1,
           keys.map((key, i) => put(k, Uint8Array.from(key), `${k}:${i}`, seq(100 + i))),
           logIndex(k + 1),
           seq(200),
@@ -220,7 +219,6 @@ export function engineCompliance(kind: EngineKind): void {
 
     it('writes meta records atomically with the batch and reads them by prefix', async () => {
       const e = await engine();
-      const g1 = freshGroup();
       const g = groupId(77);
       const meta = [
         { key: enc('d/1'), value: enc('one') },
