@@ -208,11 +208,15 @@ export abstract class AbstractEngine implements Engine {
   async _readMeta(group: GroupId, prefix: Uint8Array, view?: ReadView): Promise<MetaRecord[]> {
     const gte = metaKey(group, prefix);
     const skip = metaPrefixLength(group);
+    const end = successor(gte);
     const out: MetaRecord[] = [];
-    for (const e of await this._range(gte, successor(gte), limits.engineScanLimitMax, view)) {
-      out.push({ key: copyRange(e.key, skip), value: copyRange(e.value) });
+    let from = gte;
+    for (;;) {
+      const page = await this._range(from, end, limits.engineSnapshotPageRecords, view);
+      for (const e of page) out.push({ key: copyRange(e.key, skip), value: copyRange(e.value) });
+      if (page.length < limits.engineSnapshotPageRecords) return out;
+      from = nextKey((page[page.length - 1] as RawEntry).key);
     }
-    return out;
   }
 
   async scan(keyspace: KeyspaceId, options: ScanOptions = {}): Promise<EngineEntry[]> {

@@ -107,5 +107,5 @@ export const limits = {
   engineMetaValueBytesMax: 64 * 1024,
   engineClearBatchKeysMax: 10_000,
   engineSnapshotPageRecords: 1024,
-  dedupClientsMax: 10_000,
+  dedupClientsMax: 1024,
 } as const;
