@@ -190,9 +190,9 @@ export class TesseraClient {
     const headers: Record<string, string> = { ...opts.headers };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (opts.write) headers['tessera-request-id'] = `${this.clientId}:${++this.requestCounter}`;
+    let failure: TesseraError | undefined;
     for (let attempt = 0; ; attempt++) {
       let retryAfterMs: number;
-      let failure: TesseraError;
       try {
         const res = await this.once(method, path, headers, opts.body, deadline - Date.now());
         if (res.status < 400 || opts.accept?.includes(res.status)) return res;
@@ -202,7 +202,11 @@ export class TesseraClient {
       } catch (e) {
         if (e instanceof TesseraError) throw e;
         const code = (e as { code?: string }).code ?? '';
-        if (code === 'DEADLINE') throw deadlineError(method, path, opts.write === true);
+        if (code === 'DEADLINE') {
+          // A write that may have reached the server has an unknown outcome; a read keeps its last error.
+          if (opts.write) throw deadlineError(method, path, true);
+          throw failure ?? deadlineError(method, path, false);
+        }
         if (!retryableNetCodes.has(code) && (e as Error).message !== 'socket hang up') throw netError(e);
         failure = netError(e);
         retryAfterMs = backoffMs(attempt);
