@@ -187,7 +187,7 @@ export class Connection {
     if (this.state === 'closed') return;
     this.flush();
     this.socket.end();
-    this.socket.destroySoon();
+    setTimeout(() => this.socket.destroy(), 1000).unref(); // the peer may never close its side
   }
 
   /**

@@ -130,6 +130,22 @@ describe('fault proxy', () => {
     expect(Buffer.from(await a.request(n2, echo, Buffer.from('ok'))).toString()).toBe('ok');
   });
 
+  it('closes a connection that falls silent (stalled both ways) and reconnects when it heals', async () => {
+    const a = await c.start(1, { limits: { transportPingIntervalMs: 50, transportIdleTimeoutMs: 200 } });
+    const b = await c.start(2);
+    b.onRequest(echo, (_f, p) => p);
+    const proxy = await FaultProxy.start({ target: b.address! });
+    proxies.push(proxy);
+    a.setPeer(n2, proxy.address);
+    await a.waitConnected(n2, 5000);
+    proxy.stall();
+    await eventually(() => a.peerState(n2) === 'down', 'idle connection closed');
+    expect(c.warnings(1).some((l) => String(l.fields?.reason).startsWith('no frame for'))).toBe(true);
+    proxy.pass();
+    await a.waitConnected(n2, 5000);
+    expect(Buffer.from(await a.request(n2, echo, Buffer.from('ok'))).toString()).toBe('ok');
+  });
+
   it('delays a link, keeping order', async () => {
     const { a, proxy } = await viaProxy();
     proxy.delay(60);

@@ -193,6 +193,17 @@ describe('transport authentication', () => {
   });
 });
 
+describe('transport connection bound', () => {
+  it('refuses inbound connections past connectionsMax, and logs it', async () => {
+    const b = await c.start(2, { limits: { connectionsMax: 1 } });
+    const first = await c.rawSocket(b);
+    const second = await c.rawSocket(b);
+    await closed(second);
+    expect(first.destroyed).toBe(false);
+    expect(c.warnings(2).map((l) => l.fields?.reason)).toEqual(['connectionsMax']);
+  });
+});
+
 describe('transport bad frames', () => {
   it('closes only the connection that sent garbage, oversized or bad-CRC frames', async () => {
     const a = await c.start(1);
