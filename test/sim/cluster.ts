@@ -1,0 +1,431 @@
+/**
+ * One simulated run: a seed builds a cluster (storage nodes hosting several groups of 3 and 5
+ * replicas of the real consensus core, a metadata manager, clients), runs a fault phase, then a
+ * liveness phase without faults, then checks the client history for linearizability.
+ * Everything random comes from the seed, so a seed replays exactly.
+ */
+import { type ConsensusBug, consensusBugs, type Message } from '../../src/consensus/types.js';
+import { AssertionError } from '../../src/lib/assert.js';
+import { type GroupId, groupId, type NodeId, nodeId, term } from '../../src/lib/ids.js';
+import { Prng } from '../../src/lib/prng.js';
+import { type CheckReport, checkHistory, formatReport, HistoryRecorder } from './checker/index.js';
+import { SimClient } from './client.js';
+import { type ClientReply, type ClientRequest, ReplicaHost } from './host.js';
+import { GroupChecker, SimViolation } from './invariants.js';
+import type { KvSnapshot } from './kv.js';
+import { SimMetadataManager } from './mm.js';
+import { Nemesis } from './nemesis.js';
+import { clientEndpointBase, mmEndpoint, SimNet } from './net.js';
+import { SimNode } from './node.js';
+import { EventQueue } from './queue.js';
+
+export const simBugs = [...consensusBugs, 'retry-without-dedup'] as const;
+export type SimBug = (typeof simBugs)[number];
+
+export interface SimOptions {
+  seed: number;
+  bugs?: readonly SimBug[];
+  /** Simulated length of the fault phase. */
+  faultMs?: number;
+  /** Bound on the liveness phase: everything must finish within it. */
+  livenessMs?: number;
+  traceMax?: number;
+}
+
+export interface SeedResult {
+  seed: number;
+  ok: boolean;
+  /** The broken invariant ('linearizability', 'liveness', 'one-leader-per-term', ...). */
+  invariant: string | null;
+  message: string | null;
+  ops: number;
+  simulatedMs: number;
+  events: number;
+  trace: string[];
+  report: CheckReport | null;
+  summary: string;
+}
+
+const timing = {
+  heartbeatIntervalMs: 100,
+  electionTimeoutMs: 600,
+  leaseDriftMarginMs: 60,
+  directedFallbackMs: 2500,
+  fsyncStallMaxMs: 800,
+};
+const tickMs = 20;
+const eventsMax = 20_000_000;
+
+class Trace {
+  private readonly times: number[] = [];
+  private readonly texts: (() => string)[] = [];
+  private pos = 0;
+  constructor(private readonly max: number) {}
+  add(t: number, text: () => string): void {
+    if (this.texts.length < this.max) {
+      this.times.push(t);
+      this.texts.push(text);
+      return;
+    }
+    this.times[this.pos] = t;
+    this.texts[this.pos] = text;
+    this.pos = (this.pos + 1) % this.max;
+  }
+  lines(): string[] {
+    const out: string[] = [];
+    const n = this.texts.length;
+    for (let i = 0; i < n; i++) {
+      const j = (this.pos + i) % n;
+      out.push(`t=${this.times[j]!.toFixed(1).padStart(9)}  ${this.texts[j]!()}`);
+    }
+    return out;
+  }
+}
+
+interface GroupSetup {
+  id: GroupId;
+  members: NodeId[];
+  mode: 'directed' | 'self';
+  checker: GroupChecker;
+  hosts: ReplicaHost[];
+  keys: string[];
+}
+
+export class SimWorld {
+  readonly prng: Prng;
+  readonly queue = new EventQueue();
+  now = 0;
+  readonly trace: Trace;
+  readonly nodes: SimNode[] = [];
+  readonly groups: GroupSetup[] = [];
+  readonly net: SimNet;
+  readonly mm: SimMetadataManager;
+  readonly clients: SimClient[] = [];
+  readonly history = new HistoryRecorder();
+  readonly nemesis: Nemesis;
+  private readonly consensusBugSet: ReadonlySet<ConsensusBug>;
+  private readonly dedupDisabled: boolean;
+  events = 0;
+
+  constructor(readonly options: SimOptions) {
+    this.prng = new Prng(options.seed);
+    this.trace = new Trace(options.traceMax ?? 200);
+    const bugs = options.bugs ?? [];
+    this.consensusBugSet = new Set(bugs.filter((b): b is ConsensusBug => b !== 'retry-without-dedup'));
+    this.dedupDisabled = bugs.includes('retry-without-dedup');
+    const p = this.prng;
+    this.net = new SimNet(
+      p.fork(),
+      {
+        delayMsMin: 1,
+        delayMsMax: p.int(3, 12),
+        slowRate: 0.03,
+        slowMsMax: 400,
+        lossRate: p.int(0, 5) / 100,
+        dupRate: 0.02,
+      },
+      (d, fn) => this.queue.push(this.now + d, fn),
+    );
+    this.mm = new SimMetadataManager({
+      now: () => this.now,
+      heartbeatIntervalMs: timing.heartbeatIntervalMs,
+      heartbeatsMissedMax: 3,
+      electionTimeoutMs: timing.electionTimeoutMs,
+      graceMs: 3 * timing.heartbeatIntervalMs,
+      campaign: (g, n, minTerm) => this.sendCampaign(g, n, minTerm),
+      trace: (t) => this.log(t),
+    });
+    this.buildNodes();
+    this.buildGroups();
+    this.buildClients();
+    this.nemesis = new Nemesis({
+      now: () => this.now,
+      schedule: (d, fn) => this.queue.push(this.now + d, fn),
+      prng: p.fork(),
+      net: this.net,
+      nodes: this.nodes,
+      leaderOf: (g) => this.leaderOf(g),
+      groups: this.groups.map((g) => g.id),
+      driftMax: 0.01,
+      wallJumpMsMax: 5000,
+      intervalMsMin: 100,
+      intervalMsMax: 700,
+      downMax: 2,
+      trace: (t) => this.log(t),
+    });
+  }
+
+  log(text: () => string): void {
+    this.trace.add(this.now, text);
+  }
+
+  private buildNodes(): void {
+    const p = this.prng;
+    const count = p.int(5, 7);
+    for (let i = 1; i <= count; i++) {
+      const n = new SimNode(nodeId(i), this.queue, () => this.now, p.fork(), { min: 1, max: p.int(2, 10) });
+      n.clock.setRate(1 + (p.next() * 2 - 1) * 0.01);
+      n.clock.wallOffsetMs = p.int(-3000, 3000);
+      n.onStart = () => this.startNodeLoops(n);
+      this.nodes.push(n);
+    }
+  }
+
+  private buildGroups(): void {
+    const p = this.prng;
+    const sizes = [5, 3, ...(p.chance(0.5) ? [p.chance(0.5) ? 5 : 3] : [])];
+    for (const [gi, size] of sizes.entries()) {
+      const id = groupId(gi + 1);
+      const ids = this.nodes.map((n) => n.id);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = p.int(0, i);
+        [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+      }
+      const members = ids.slice(0, size).sort((a, b) => a - b);
+      const mode = gi === 0 || p.chance(0.6) ? 'directed' : 'self';
+      const keyCount = p.int(2, 4);
+      const g: GroupSetup = {
+        id,
+        members,
+        mode,
+        checker: new GroupChecker(id),
+        hosts: [],
+        keys: Array.from({ length: keyCount }, (_, k) => `g${id}k${k}`),
+      };
+      const compactEvery = p.int(5, 40);
+      for (const m of members) {
+        const node = this.nodes[m - 1]!;
+        const host = new ReplicaHost({
+          node: m,
+          group: id,
+          membership: { voters: members, learners: [] },
+          electionMode: mode,
+          disk: node.disk,
+          checker: g.checker,
+          bugs: this.consensusBugSet,
+          dedupDisabled: this.dedupDisabled,
+          timing,
+          compactEvery,
+          monoMs: () => node.clock.monoMs(),
+          wallNs: () => node.clock.wallNs(),
+          send: (msg, snap) => this.sendMessage(msg, snap),
+          trace: (t) => this.log(t),
+          prng: () => p.fork(),
+        });
+        node.hosts.push(host);
+        g.hosts.push(host);
+      }
+      this.mm.addGroup(id, members);
+      this.groups.push(g);
+    }
+  }
+
+  private buildClients(): void {
+    const p = this.prng;
+    let next = 1;
+    for (const g of this.groups) {
+      const count = p.int(2, 4);
+      for (let i = 0; i < count; i++) {
+        const id = next++;
+        const c = new SimClient(id, {
+          now: () => this.now,
+          schedule: (d, fn) => this.queue.push(this.now + d, fn),
+          send: (client, node, req, onReply) => this.sendRequest(client, node, g.id, req, onReply),
+          trace: (t) => this.log(t),
+          history: this.history,
+          prng: p.fork(),
+          members: g.members,
+          keys: g.keys,
+          attemptTimeoutMs: 300,
+          opDeadlineMs: 4000,
+        });
+        this.clients.push(c);
+      }
+    }
+  }
+
+  private hostOf(node: number, group: number): ReplicaHost | undefined {
+    return this.nodes[node - 1]?.hosts.find((h) => h.env.group === group);
+  }
+
+  leaderOf(group: number): NodeId | undefined {
+    const g = this.groups.find((x) => x.id === group);
+    let best: ReplicaHost | undefined;
+    for (const h of g?.hosts ?? []) {
+      if (h.up && h.role === 'leader' && (best === undefined || h.term > best.term)) best = h;
+    }
+    return best?.node;
+  }
+
+  private sendMessage(msg: Message, snap: KvSnapshot | undefined): void {
+    this.net.send(msg.from, msg.to, () => {
+      const node = this.nodes[msg.to - 1];
+      node?.deliver(() => {
+        if (msg.type !== 'heartbeat' && msg.type !== 'heartbeatResp') this.log(() => describeMessage(msg));
+        this.hostOf(msg.to, msg.group)?.receive(msg, snap);
+      });
+    });
+  }
+
+  private sendCampaign(group: GroupId, node: NodeId, minTerm: number): void {
+    this.net.send(mmEndpoint, node, () => {
+      this.nodes[node - 1]?.deliver(() => this.hostOf(node, group)?.campaign(term(minTerm)));
+    });
+  }
+
+  private sendRequest(
+    client: number,
+    node: NodeId,
+    group: GroupId,
+    req: ClientRequest,
+    onReply: (r: ClientReply) => void,
+  ): void {
+    const from = clientEndpointBase + client;
+    this.net.send(from, node, () => {
+      this.nodes[node - 1]?.deliver(() => {
+        this.hostOf(node, group)?.request(req, (r) => this.net.send(node, from, () => onReply(r)));
+      });
+    });
+  }
+
+  private startNodeLoops(n: SimNode): void {
+    const tick = (): void => {
+      for (const h of n.hosts) h.tick();
+      n.schedule(tickMs, tick);
+    };
+    n.schedule(this.prng.int(1, tickMs), tick);
+    const heartbeat = (): void => {
+      const statuses = n.hosts.filter((h) => h.replica !== null).map((h) => h.replica!.status());
+      this.net.send(n.id, mmEndpoint, () => this.mm.onHeartbeat(statuses));
+      n.schedule(timing.heartbeatIntervalMs, heartbeat);
+    };
+    n.schedule(this.prng.int(1, timing.heartbeatIntervalMs), heartbeat);
+  }
+
+  /** Runs events until `until` (simulated ms) or until `done()` holds. */
+  private runUntil(until: number, done?: () => boolean): void {
+    while (this.queue.peekTime() <= until) {
+      const ev = this.queue.pop()!;
+      this.now = ev.at;
+      ev.run();
+      if (++this.events > eventsMax) throw new SimViolation('stuck', `more than ${eventsMax} events`);
+      if (done && (this.events & 63) === 0 && done()) return;
+    }
+    this.now = Math.max(this.now, until);
+  }
+
+  run(): SeedResult {
+    const faultMs = this.options.faultMs ?? 10_000;
+    const livenessMs = this.options.livenessMs ?? 20_000;
+    try {
+      for (const n of this.nodes) n.restart();
+      const mmTick = (): void => {
+        this.mm.tick();
+        this.queue.push(this.now + timing.heartbeatIntervalMs, mmTick);
+      };
+      this.queue.push(timing.heartbeatIntervalMs, mmTick);
+      for (const c of this.clients) c.start();
+      this.nemesis.start();
+      this.runUntil(faultMs);
+      this.nemesis.calm();
+      const deadline = this.now + livenessMs;
+      for (const c of this.clients) c.stopAndVerify(deadline);
+      this.runUntil(deadline, () => this.settled());
+      this.checkLiveness();
+    } catch (e) {
+      return this.result(e);
+    }
+    const report = checkHistory(this.history.events);
+    if (report.verdict === 'violation') {
+      return this.result(new SimViolation('linearizability', formatReport(report)), report);
+    }
+    return this.result(null, report);
+  }
+
+  private settled(): boolean {
+    if (!this.clients.every((c) => c.idle)) return false;
+    return this.groups.every((g) => this.converged(g));
+  }
+
+  private converged(g: GroupSetup): boolean {
+    const first = g.hosts[0]!;
+    if (!g.hosts.every((h) => h.up)) return false;
+    if (!g.hosts.some((h) => h.role === 'leader')) return false;
+    return g.hosts.every((h) => h.sm.appliedIndex === first.sm.appliedIndex && h.sm.appliedIndex >= 1);
+  }
+
+  private checkLiveness(): void {
+    const stuck = this.clients.filter((c) => !c.idle);
+    if (stuck.length > 0) {
+      throw new SimViolation(
+        'liveness',
+        `clients ${stuck.map((c) => c.id).join(',')} did not finish after faults stopped`,
+      );
+    }
+    const failed = this.clients.filter((c) => c.finalReadsFailed > 0);
+    if (failed.length > 0) {
+      throw new SimViolation(
+        'liveness',
+        `final reads of clients ${failed.map((c) => c.id).join(',')} got no answer`,
+      );
+    }
+    for (const g of this.groups) {
+      if (!this.converged(g)) {
+        const applied = g.hosts.map((h) => `n${h.node}:${h.role[0]}${h.sm.appliedIndex}`).join(' ');
+        throw new SimViolation('liveness', `group ${g.id} did not converge (${applied})`);
+      }
+    }
+  }
+
+  private result(e: unknown, report: CheckReport | null = null): SeedResult {
+    let invariant: string | null = null;
+    let message: string | null = null;
+    if (e instanceof SimViolation) {
+      invariant = e.invariant;
+      message = e.message;
+    } else if (e instanceof AssertionError) {
+      invariant = 'assertion';
+      message = e.stack ?? e.message;
+    } else if (e !== null) {
+      invariant = 'exception';
+      message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    }
+    const ops = this.history.events.filter((x) => x.type === 'invoke').length;
+    const shape = this.groups
+      .map((g) => `g${g.id}:${g.members.length}${g.mode === 'self' ? 's' : 'd'}`)
+      .join(' ');
+    return {
+      seed: this.options.seed,
+      ok: invariant === null,
+      invariant,
+      message,
+      ops,
+      simulatedMs: this.now,
+      events: this.events,
+      trace: invariant === null ? [] : this.trace.lines(),
+      report,
+      summary: `${this.nodes.length} nodes, groups ${shape}, ${this.clients.length} clients, ${this.nemesis.faults} faults, ${this.mm.campaignsOrdered} directed campaigns`,
+    };
+  }
+}
+
+function describeMessage(m: Message): string {
+  const base = `g${m.group} n${m.from}->n${m.to} ${m.type} t${m.term}`;
+  switch (m.type) {
+    case 'append':
+      return `${base} prev ${m.prevIndex}/${m.prevTerm} commit ${m.commit} entries ${m.entries.length ? `${m.entries[0]!.index}..${m.entries[m.entries.length - 1]!.index}` : '-'}`;
+    case 'appendResp':
+      return `${base} ${m.reject ? 'reject' : 'ok'} index ${m.index} hint ${m.hint}`;
+    case 'vote':
+    case 'voteResp':
+      return `${base}${m.pre ? ' pre' : ''}${m.type === 'vote' ? ` last ${m.lastIndex}/${m.lastTerm}` : m.granted ? ' granted' : ' refused'}`;
+    case 'snapshot':
+      return `${base} at ${m.meta.index}`;
+    default:
+      return base;
+  }
+}
+
+export function runSeed(options: SimOptions): SeedResult {
+  return new SimWorld(options).run();
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { runSeed, type SeedResult, type SimBug, simBugs } from './cluster.js';
+
+/** Short fault phases keep CI cheap; every bug must still be found within a few seeds. */
+const faultMs = 6000;
+
+function firstViolation(bug: SimBug, seedsMax: number): SeedResult | null {
+  for (let seed = 1; seed <= seedsMax; seed++) {
+    const r = runSeed({ seed, bugs: [bug], faultMs });
+    if (!r.ok) return r;
+  }
+  return null;
+}
+
+describe('simulator', () => {
+  it('replays a seed exactly', () => {
+    const a = runSeed({ seed: 7, faultMs: 3000 });
+    const b = runSeed({ seed: 7, faultMs: 3000 });
+    expect(a.ok).toBe(true);
+    expect(b.events).toBe(a.events);
+    expect(b.ops).toBe(a.ops);
+    expect(b.simulatedMs).toBe(a.simulatedMs);
+    expect(a.ops).toBeGreaterThan(20);
+  });
+
+  it('finds no violation without planted bugs', () => {
+    const failures: string[] = [];
+    let ops = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const r = runSeed({ seed, faultMs });
+      ops += r.ops;
+      if (!r.ok) failures.push(`seed ${seed}: ${r.invariant}: ${r.message?.slice(0, 500)}`);
+    }
+    expect(failures).toEqual([]);
+    expect(ops).toBeGreaterThan(500);
+  });
+
+  it('lists at least six planted bugs', () => {
+    expect(simBugs.length).toBeGreaterThanOrEqual(6);
+    expect(simBugs).toContain('retry-without-dedup');
+  });
+
+  for (const bug of simBugs) {
+    it(`finds planted bug ${bug}`, () => {
+      const r = firstViolation(bug, 20);
+      expect(r, `no violation found for ${bug}`).not.toBeNull();
+      expect(r?.trace.length).toBeGreaterThan(0);
+    });
+  }
+});
