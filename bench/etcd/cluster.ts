@@ -11,7 +11,7 @@
  *          npx tsx bench/etcd/cluster.ts -- -workload put -clients 64   (start, run loadgen, stop)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -175,9 +175,14 @@ function run(
   });
 }
 
-/** Builds the loadgen offline in GOPATH mode from Debian's golang-etcd-server-dev, if missing. */
+/** Builds the loadgen offline in GOPATH mode from Debian's golang-etcd-server-dev, if missing or stale. */
 export async function ensureLoadgen(): Promise<string> {
-  if (existsSync(loadgenBin)) return loadgenBin;
+  if (
+    existsSync(loadgenBin) &&
+    statSync(loadgenBin).mtimeMs >= statSync(path.join(loadgenSrc, 'main.go')).mtimeMs
+  ) {
+    return loadgenBin;
+  }
   if (!existsSync(path.join(goPathDebian, 'src/go.etcd.io/etcd/clientv3'))) {
     throw new Error(`no etcd Go client in ${goPathDebian}: install golang-go and golang-etcd-server-dev`);
   }
