@@ -11,11 +11,13 @@ import { keyToJson } from '../lib/urlbytes.js';
 import { flagString, type ParsedArgs, parseArgs, positionals, UsageError } from './args.js';
 import { printCluster, printTable, type Out } from './output.js';
 
-const valued = ['url', 'token', 'engine', 'table', 'prefix', 'start', 'end', 'limit'];
+const valued = ['url', 'token', 'timeout', 'engine', 'table', 'prefix', 'start', 'end', 'limit'];
 const boolean = ['json', 'read-only', 'read-write', 'admin', 'help'];
 
 export const defaultUrl = 'http://127.0.0.1:7070';
 export const defaultTokenFile = 'tessera-data/admin.token';
+/** How long a command may take, retries included (--timeout SECONDS). */
+export const defaultTimeoutSeconds = 5;
 
 /** --token, else TESSERA_TOKEN, else ./tessera-data/admin.token, else none. */
 export function resolveToken(p: ParsedArgs, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
@@ -182,7 +184,13 @@ export async function runClientCommand(
     if (action === undefined) throw new UsageError(`unknown command: tessera ${name}`);
     const url = flagString(p, 'url') ?? env.TESSERA_URL ?? defaultUrl;
     const token = resolveToken(p, env, process.cwd());
-    client = new TesseraClient({ url, ...(token === undefined ? {} : { token }) });
+    const timeout = Number(flagString(p, 'timeout') ?? defaultTimeoutSeconds);
+    if (!(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
+    client = new TesseraClient({
+      url,
+      deadlineMs: timeout * 1000,
+      ...(token === undefined ? {} : { token }),
+    });
     await action(client, p, out);
     return 0;
   } catch (e) {

@@ -71,7 +71,7 @@ function usage(): string {
     ...lines,
     '',
     'client options: --url URL (default http://127.0.0.1:7070, or TESSERA_URL), --token T (default',
-    '  TESSERA_TOKEN, else ./tessera-data/admin.token), --json',
+    '  TESSERA_TOKEN, else ./tessera-data/admin.token), --timeout SECONDS (default 5), --json',
     '',
   ].join('\n');
 }
