@@ -8,7 +8,7 @@
  * to the message handler of their kind.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { assert } from '../lib/assert.js';
+import { AssertionError, assert } from '../lib/assert.js';
 import { isTesseraError, TesseraError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { Connection } from './connection.js';
@@ -371,7 +371,13 @@ export class Transport {
         this.log.warn('transport message without handler', { kind: f.kind });
         return;
       }
-      handler(from, f.payload);
+      try {
+        handler(from, f.payload);
+      } catch (e) {
+        // An operating error in a handler is its business, not the connection's; bugs crash.
+        if (!isTesseraError(e)) throw e;
+        this.log.warn('transport message handler failed', { kind: f.kind, code: e.code, error: e.message });
+      }
       return;
     }
     assert(f.type === FrameType.request, `unexpected frame type ${f.type}`);
@@ -391,6 +397,12 @@ export class Transport {
     const fail = (e: unknown): void => {
       if (isTesseraError(e)) {
         conn.respondError(f.kind, f.id, e);
+        return;
+      }
+      if (e instanceof AssertionError) {
+        queueMicrotask(() => {
+          throw e; // a bug: crash, never answer it
+        });
         return;
       }
       this.log.warn('transport request handler failed', { kind: f.kind, error: String(e) });

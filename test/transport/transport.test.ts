@@ -102,6 +102,24 @@ describe('transport', () => {
     expect(a.send(b.self.nodeId, note, Buffer.alloc(1))).toBe(false);
   });
 
+  it('keeps the connection when a message handler fails with an operating error', async () => {
+    const a = await c.start(1);
+    const b = await c.start(2);
+    const got: string[] = [];
+    b.onMessage(note, (_f, p) => {
+      const text = Buffer.from(p).toString();
+      if (text === 'bad') throw new TesseraError('BAD_REQUEST', 'cannot decode');
+      got.push(text);
+    });
+    await c.link(a, b);
+    a.send(b.self.nodeId, note, Buffer.from('bad'));
+    a.send(b.self.nodeId, note, Buffer.from('good'));
+    await eventually(() => got.length === 1, 'next message');
+    expect(got).toEqual(['good']);
+    expect(a.peerState(b.self.nodeId)).toBe('up');
+    expect(c.warnings(2).map((l) => l.msg)).toEqual(['transport message handler failed']);
+  });
+
   it('bounds requests in flight per connection', async () => {
     const a = await c.start(1, { limits: { requestsInflightPerConnectionMax: 4 } });
     const b = await c.start(2);
