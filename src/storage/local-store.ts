@@ -1,0 +1,289 @@
+/**
+ * A storage node on one machine (no replication): tables as keyspaces in the two engine instances,
+ * writes through the sequencer, the append-only log (group commit) and the applier; reads from the
+ * engines. See docs/storage.md.
+ *
+ * Write pipeline (no timers; batches form under load):
+ *   put() -> proposal queue -> propose loop: seq + index for every queued write, one log.append
+ *   -> apply loop: one engine transaction per instance for everything durable -> acknowledge.
+ * While one batch is being fsynced the next one gathers; applying batch k overlaps fsync of k + 1.
+ */
+import path from 'node:path';
+import { checkKey, checkValue } from '../engine/abstract.js';
+import { openEngine } from '../engine/index.js';
+import type { Engine, EngineKind, KeyspaceId } from '../engine/types.js';
+import { TesseraError } from '../lib/errors.js';
+import {
+  type GroupId,
+  groupId,
+  type LogIndex,
+  type NodeId,
+  nodeId,
+  type Seq,
+  type Term,
+} from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import type { Log, LogOptions, LogRecord } from '../log/log.js';
+import { openLog } from '../log/log.js';
+import { Sequencer } from '../sequencer/sequencer.js';
+import { type ApplyOutcome, GroupApplier, type TableInfo } from './applier.js';
+import { type Command, encodeCommand } from './command.js';
+
+export type { TableInfo } from './applier.js';
+
+/** The local store runs one group. */
+export const LOCAL_GROUP: GroupId = groupId(1);
+const LOCAL_TERM = 1 as Term;
+
+export interface LocalStoreOptions {
+  /** Node id in the seqs (default 1). */
+  nodeId?: number;
+  /** Wall clock in ns since the epoch (default Date.now()). */
+  clockNs?: () => bigint;
+  log?: LogOptions;
+  /** Checkpoint the engines and release the log every this many applied entries. */
+  checkpointEntries?: number;
+}
+
+export interface Item {
+  key: Uint8Array;
+  value: Uint8Array;
+  seq: Seq;
+}
+
+export interface ScanRange {
+  start?: Uint8Array;
+  end?: Uint8Array;
+  prefix?: Uint8Array;
+  limit?: number;
+}
+
+type Pending = { cmd: Command; resolve: (o: ApplyOutcome) => void; reject: (e: unknown) => void };
+type Proposal = Omit<Pending, 'cmd'> & { make: (seq: Seq) => Command };
+
+const tableNameRe = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function checkTableName(name: string): void {
+  if (typeof name !== 'string' || !tableNameRe.test(name)) {
+    throw new TesseraError('INVALID_TABLE_NAME', `bad table name ${JSON.stringify(name)}`);
+  }
+}
+
+function outcomeError(o: ApplyOutcome, what: string): TesseraError | undefined {
+  return o.ok ? undefined : new TesseraError(o.code, `${what}: ${o.code}`);
+}
+
+export class LocalStore {
+  readonly dir: string;
+  private readonly log: Log;
+  private readonly engines: Record<EngineKind, Engine>;
+  private readonly applier: GroupApplier;
+  private readonly sequencer: Sequencer;
+  private readonly clockNs: () => bigint;
+  private readonly checkpointEntries: number;
+  private nextIndex: number;
+  private readonly proposals: Proposal[] = [];
+  private proposing = false;
+  private readonly durable: { first: number; items: Pending[]; payloads: Buffer[] }[] = [];
+  private applying = false;
+  private sinceCheckpoint = 0;
+  private failure: TesseraError | undefined;
+  private closed = false;
+  /** Entries replayed by the last open (for tests and the benchmark). */
+  replayed = 0;
+
+  private constructor(
+    dir: string,
+    log: Log,
+    engines: Record<EngineKind, Engine>,
+    applier: GroupApplier,
+    opts: LocalStoreOptions,
+  ) {
+    this.dir = dir;
+    this.log = log;
+    this.engines = engines;
+    this.applier = applier;
+    this.clockNs = opts.clockNs ?? (() => BigInt(Date.now()) * 1_000_000n);
+    this.sequencer = new Sequencer(nodeId(opts.nodeId ?? 1) as NodeId, applier.highSeq);
+    this.checkpointEntries = opts.checkpointEntries ?? 100_000;
+    this.nextIndex = (log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
+  }
+
+  /** Opens (or creates) the store in `dir`: engines, log, then replay from the applied position. */
+  static async open(dir: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
+    const engines = {
+      btree: await openEngine('btree', path.join(dir, 'btree')),
+      lsm: await openEngine('lsm', path.join(dir, 'lsm')),
+    };
+    const log = await openLog(path.join(dir, 'log'), opts.log);
+    const applier = await GroupApplier.open(LOCAL_GROUP, engines);
+    const replayed = await applier.recover(log);
+    const store = new LocalStore(dir, log, engines, applier, opts);
+    store.replayed = replayed;
+    return store;
+  }
+
+  // ---- tables ----
+
+  async createTable(name: string, engine: EngineKind = 'btree'): Promise<TableInfo> {
+    checkTableName(name);
+    if (engine !== 'btree' && engine !== 'lsm')
+      throw new TesseraError('INVALID_ENGINE', `bad engine ${engine}`);
+    if (this.applier.table(name)) throw new TesseraError('TABLE_EXISTS', `table ${name} exists`);
+    const o = await this.propose((seq) => ({ op: 'createTable', seq, engine, name }));
+    const err = outcomeError(o, `create table ${name}`);
+    if (err) throw err;
+    return (o as { table: TableInfo }).table;
+  }
+
+  /** Drops the table and all its data (the space is freed). */
+  async dropTable(name: string): Promise<void> {
+    const t = this.table(name);
+    const o = await this.propose((seq) => ({
+      op: 'dropTable',
+      seq,
+      keyspace: t.keyspace,
+      engine: t.engine,
+      name,
+    }));
+    const err = outcomeError(o, `drop table ${name}`);
+    if (err) throw err;
+  }
+
+  listTables(): TableInfo[] {
+    return this.applier.tables();
+  }
+
+  table(name: string): TableInfo {
+    const t = this.applier.table(name);
+    if (!t) throw new TesseraError('TABLE_NOT_FOUND', `no table ${name}`);
+    return t;
+  }
+
+  // ---- data ----
+
+  /** Durable (fsynced) and applied when it resolves; returns the write's seq. */
+  async put(table: string, key: Uint8Array, value: Uint8Array): Promise<{ seq: Seq }> {
+    checkKey(key);
+    checkValue(value);
+    const ks = this.table(table).keyspace;
+    const o = await this.propose((seq) => ({ op: 'put', keyspace: ks, seq, key, value }));
+    const err = outcomeError(o, `put ${table}`);
+    if (err) throw err;
+    return { seq: (o as { seq: Seq }).seq };
+  }
+
+  /** Writes a tombstone; KEY_NOT_FOUND if the key is absent. */
+  async delete(table: string, key: Uint8Array): Promise<{ seq: Seq }> {
+    checkKey(key);
+    const ks = this.table(table).keyspace;
+    const o = await this.propose((seq) => ({ op: 'delete', keyspace: ks, seq, key }));
+    const err = outcomeError(o, `delete ${table}`);
+    if (err) throw err;
+    return { seq: (o as { seq: Seq }).seq };
+  }
+
+  async get(table: string, key: Uint8Array): Promise<{ value: Uint8Array; seq: Seq } | undefined> {
+    checkKey(key);
+    const t = this.table(table);
+    const r = await this.engines[t.engine].get(t.keyspace, key);
+    return r === undefined || r.tombstone ? undefined : { value: r.value, seq: r.seq };
+  }
+
+  async scan(table: string, range: ScanRange = {}): Promise<Item[]> {
+    const t = this.table(table);
+    const limit = Math.min(range.limit ?? limits.scanLimitDefault, limits.scanLimitMax);
+    const rows = await this.engines[t.engine].scan(t.keyspace as KeyspaceId, { ...range, limit });
+    return rows.map((r) => ({ key: r.key, value: r.value, seq: r.seq }));
+  }
+
+  /** Checkpoints (engines durable, log released) and closes everything. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.proposing || this.applying || this.proposals.length > 0 || this.durable.length > 0) {
+      await new Promise((r) => setImmediate(r));
+    }
+    if (!this.failure) await this.applier.checkpoint(this.log);
+    await this.log.close();
+    await this.engines.btree.close();
+    await this.engines.lsm.close();
+  }
+
+  /** Log and engine figures for tests and the benchmark. */
+  stats(): { appliedIndex: number; segments: number } {
+    return { appliedIndex: this.applier.appliedIndex, segments: this.log.segmentList().length };
+  }
+
+  // ---- the write pipeline ----
+
+  private propose(make: (seq: Seq) => Command): Promise<ApplyOutcome> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new TesseraError('UNAVAILABLE', 'the store is closing'));
+    if (this.proposals.length >= limits.proposalQueueMax) {
+      return Promise.reject(new TesseraError('TOO_MANY_REQUESTS', 'too many writes waiting'));
+    }
+    return new Promise<ApplyOutcome>((resolve, reject) => {
+      this.proposals.push({ make, resolve, reject });
+      if (!this.proposing) void this.proposeLoop();
+    });
+  }
+
+  private async proposeLoop(): Promise<void> {
+    this.proposing = true;
+    while (this.proposals.length > 0) {
+      const batch = this.proposals.splice(0, limits.logBatchRecordsMax);
+      const first = this.nextIndex;
+      const items: Pending[] = [];
+      const payloads: Buffer[] = [];
+      const records: LogRecord[] = [];
+      for (const p of batch) {
+        const cmd = p.make(this.sequencer.next(this.clockNs()));
+        const payload = encodeCommand(cmd);
+        const index = (first + items.length) as LogIndex;
+        items.push({ cmd, resolve: p.resolve, reject: p.reject });
+        payloads.push(payload);
+        records.push({ kind: 'entry', group: LOCAL_GROUP, term: LOCAL_TERM, index, payload });
+      }
+      try {
+        await this.log.append(records);
+        this.nextIndex = first + items.length;
+        this.durable.push({ first, items, payloads });
+        if (!this.applying) void this.applyLoop();
+      } catch (e) {
+        // DISK_FULL (or RECORD_TOO_LARGE): nothing of this batch is in the log.
+        this.nextIndex = (this.log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
+        for (const it of items) it.reject(e);
+      }
+    }
+    this.proposing = false;
+  }
+
+  private async applyLoop(): Promise<void> {
+    this.applying = true;
+    while (this.durable.length > 0) {
+      const batches = this.durable.splice(0);
+      const items = batches.flatMap((b) => b.items);
+      const entries = batches.flatMap((b) =>
+        b.payloads.map((payload, k) => ({ index: b.first + k, payload })),
+      );
+      try {
+        if (this.failure) throw this.failure;
+        const outcomes = await this.applier.apply(entries);
+        for (let k = 0; k < items.length; k++) items[k]!.resolve(outcomes[k]!);
+        this.sinceCheckpoint += entries.length;
+        if (this.sinceCheckpoint >= this.checkpointEntries) {
+          this.sinceCheckpoint = 0;
+          await this.applier.checkpoint(this.log);
+        }
+      } catch (e) {
+        // The entries are durable in the log but not applied: refuse writes from now on (a restart
+        // replays them); reads are still served.
+        this.failure ??=
+          e instanceof TesseraError ? e : new TesseraError('INTERNAL', `apply failed: ${String(e)}`);
+        for (const it of items) it.reject(this.failure);
+      }
+    }
+    this.applying = false;
+  }
+}
