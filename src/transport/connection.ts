@@ -116,6 +116,10 @@ export class Connection {
     if (this.side === 'client') this.sendHello();
   }
 
+  usesSocket(socket: Socket): boolean {
+    return this.socket === socket;
+  }
+
   get remoteAddress(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }

@@ -88,6 +88,8 @@ export class Transport {
   private readonly peers = new Map<NodeId, PeerLink>();
   private readonly inbound = new Set<Connection>();
   private inboundSockets = 0;
+  /** Every inbound socket, handshaking or open, so close() can end them all. */
+  private readonly inboundSocketSet = new Set<Socket>();
   private readonly messageHandlers = new Map<number, MessageHandler>();
   private readonly requestHandlers = new Map<number, RequestHandler>();
   private readonly retired: TransportStats = {
@@ -245,8 +247,14 @@ export class Transport {
     this.closed = true;
     for (const id of [...this.peers.keys()]) this.removePeer(id);
     for (const c of this.inbound) c.close();
+    for (const socket of this.inboundSocketSet) if (!this.isOpenInbound(socket)) socket.destroy();
     const server = this.server;
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private isOpenInbound(socket: Socket): boolean {
+    for (const c of this.inbound) if (c.usesSocket(socket)) return true;
+    return false;
   }
 
   private listen(addr: PeerAddress): Promise<void> {
@@ -272,7 +280,11 @@ export class Transport {
       return;
     }
     this.inboundSockets++;
-    socket.once('close', () => this.inboundSockets--);
+    this.inboundSocketSet.add(socket);
+    socket.once('close', () => {
+      this.inboundSockets--;
+      this.inboundSocketSet.delete(socket);
+    });
     const conn = this.newConnection(socket, 'server', undefined, {
       onOpen: (c) => this.onInboundOpen(c),
       onClose: (c) => {
