@@ -216,7 +216,7 @@ export class Core {
       this.resetElectionDeadline();
     }
     if (monoMs > this.nowMs) this.nowMs = monoMs;
-    if (wallNs !== undefined && wallNs > this.wallNs) this.wallNs = wallNs;
+    if (wallNs !== undefined) this.wallNs = wallNs; // the sequencer keeps seqs monotonic
   }
 
   resetElectionDeadline(): void {

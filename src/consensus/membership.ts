@@ -76,7 +76,7 @@ export function proposeMembership(c: Core, change: MembershipChange, wallNs: big
     const pr = c.prs.get(change.node);
     if (pr === undefined || pr.match < c.log.commit) return busy(`learner ${change.node} has not caught up`);
   }
-  if (wallNs > c.wallNs) c.wallNs = wallNs;
+  c.wallNs = wallNs;
   const [e] = c.appendLocal('config', [encodeMembershipChange(change)], wallNs);
   c.ms.pendingIndex = e!.index;
   return { ok: true, term: c.term, firstIndex: e!.index, seqs: [e!.seq] };

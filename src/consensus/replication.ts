@@ -28,7 +28,7 @@ export function propose(c: Core, commands: readonly Uint8Array[], wallNs: bigint
       return { ok: false, error: new TesseraError('RECORD_TOO_LARGE', `command of ${d.length} bytes`) };
     }
   }
-  if (wallNs > c.wallNs) c.wallNs = wallNs;
+  c.wallNs = wallNs;
   const entries = c.appendLocal('command', commands, wallNs);
   const seqs = entries.map((e) => e.seq);
   return { ok: true, term: c.term, firstIndex: (c.log.lastIndex() - entries.length + 1) as LogIndex, seqs };
@@ -151,8 +151,8 @@ export function tickLeader(c: Core): void {
   if (c.role !== 'leader') return;
   const now = c.nowMs;
   const et = c.t.electionTimeoutMs;
-  if (now - c.lastCheckQuorumMs >= et) {
-    c.lastCheckQuorumMs = now;
+  {
+    // Check-quorum, every tick: a majority of voters was heard from within the election timeout.
     let active = 0;
     for (const v of c.voters()) {
       if (v === c.id || (c.prs.get(v)?.lastAckMs ?? -Infinity) > now - et) active++;

@@ -8,6 +8,7 @@ import { Prng } from '../../src/lib/prng.js';
 import { Replica } from '../../src/consensus/replica.js';
 import type {
   ConsensusBug,
+  DroppedRange,
   ElectionMode,
   Entry,
   HardState,
@@ -44,6 +45,9 @@ export interface Node {
   down: boolean;
   /** Extra monotonic offset (simulates a clock or a pause jump). */
   clockSkewMs: number;
+  /** Offset of this node's wall clock. */
+  wallSkewNs: bigint;
+  dropped: DroppedRange[];
 }
 
 export interface ClusterOptions {
@@ -111,9 +115,11 @@ export class Cluster {
       paused: false,
       down: false,
       clockSkewMs: old?.clockSkewMs ?? 0,
+      wallSkewNs: old?.wallSkewNs ?? 0n,
+      dropped: [],
     };
     this.nodes.set(id, n);
-    r.tick(this.nodeMs(n), this.wallNs);
+    r.tick(this.nodeMs(n), this.nodeWallNs(n));
     return n;
   }
 
@@ -127,6 +133,10 @@ export class Cluster {
     const n = this.nodes.get(id as NodeId);
     if (n === undefined) throw new Error(`no node ${id}`);
     return n;
+  }
+
+  nodeWallNs(n: Node): bigint {
+    return this.wallNs + n.wallSkewNs;
   }
 
   nodeMs(n: Node): number {
@@ -154,6 +164,7 @@ export class Cluster {
     n.readStates.push(...rd.readStates);
     n.failedReads.push(...rd.failedReads.map((f) => f.ctx));
     if (rd.softState !== null) n.soft = rd.softState;
+    n.dropped.push(...rd.dropped);
     return true;
   }
 
@@ -220,7 +231,7 @@ export class Cluster {
       this.nowMs += stepMs;
       this.wallNs += BigInt(stepMs) * 1_000_000n;
       for (const n of this.nodes.values()) {
-        if (!n.paused && !n.down) n.r.tick(this.nodeMs(n), this.wallNs);
+        if (!n.paused && !n.down) n.r.tick(this.nodeMs(n), this.nodeWallNs(n));
       }
       this.settle();
     }
@@ -250,7 +261,7 @@ export class Cluster {
     const n = this.node(id);
     const res = n.r.propose(
       values.map((v) => new TextEncoder().encode(v)),
-      this.wallNs,
+      this.nodeWallNs(n),
     );
     if (!res.ok) throw res.error;
     return res.firstIndex;
