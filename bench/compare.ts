@@ -92,7 +92,7 @@ function ticker(progress: Progress, label: string, durationS: number) {
 }
 
 async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurement[]> {
-  progress.update('etcd: building the loadgen if missing');
+  progress.update('etcd: building the loadgen if missing or stale');
   await ensureLoadgen();
   progress.update('etcd: starting 3 members');
   const c = await startEtcd(o.etcdPort);

@@ -300,6 +300,9 @@ export async function ycsbMain(argv: string[]): Promise<number> {
   }
 }
 
+/** The CLI's role-module contract (src/cli/main.ts): `run(args)` resolves to the exit status. */
+export const run = ycsbMain;
+
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   ycsbMain(process.argv.slice(2)).then(
     (code) => process.exit(code),

@@ -17,7 +17,8 @@ export interface KvClient {
   close(): void;
 }
 
-export const urlDefault = 'http://127.0.0.1:7070';
+/** TESSERA_URL, else the dev cluster's request manager (as the CLI). */
+export const urlDefault = process.env.TESSERA_URL ?? 'http://127.0.0.1:7070';
 
 /** --token, else TESSERA_TOKEN, else DIR/admin.token (DIR: --dir, TESSERA_DIR, ./tessera-data). */
 export function resolveToken(token: string | undefined, dir: string | undefined): string | undefined {
