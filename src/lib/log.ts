@@ -67,29 +67,27 @@ export class Logger {
 
   private write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     if (levelRank[level] < this.minRank) return;
-    const record = {
+    const record: LogFields = {
       ts: new Date().toISOString(),
       level,
       component: this.component,
       msg,
       ...this.base,
-      ...fields,
     };
+    // Errors are flattened here: JSON.stringify would call their toJSON before any replacer.
+    for (const [k, v] of Object.entries(fields ?? {})) record[k] = v instanceof Error ? errorFields(v) : v;
     this.sink(`${JSON.stringify(record, replacer)}\n`);
   }
 }
 
-/** Errors become {name, message, code?, stack}; bigint and byte arrays stay printable. */
+function errorFields(e: Error): LogFields {
+  const code = (e as { code?: unknown }).code;
+  return { name: e.name, message: e.message, ...(code === undefined ? {} : { code }), stack: e.stack };
+}
+
+/** Nested errors, bigints and byte arrays stay printable. */
 function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return {
-      name: value.name,
-      message: value.message,
-      ...(code === undefined ? {} : { code }),
-      stack: value.stack,
-    };
-  }
+  if (value instanceof Error) return errorFields(value);
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
   return value;

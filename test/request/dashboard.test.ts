@@ -52,6 +52,7 @@ afterAll(async () => {
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
+// biome-ignore lint/performance/useDomNodeTextContent: the rendered text (table cells separated) is what a user sees
 const text = (page: Page, sel: string) => page.locator(sel).innerText();
 
 describe('dashboard', () => {
