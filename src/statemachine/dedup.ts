@@ -1,0 +1,214 @@
+/**
+ * Request de-duplication: per group, the recent request ids of each client with their first outcome,
+ * so a retried request is answered from the table instead of being applied twice. Pure, bounded:
+ * at most `idsPerClientMax` ids per client (the lowest numbers go first, and the client's floor
+ * rises to them: a retry at or below the floor answers OUTCOME_UNKNOWN, never runs again) and at most
+ * `clientsMax` clients (the least recently used goes first).
+ *
+ * Persistence (format version 1): as group meta records of the engine instance that applied the
+ * command (`home`), in the same atomic batch as its write:
+ *   'd' | client u64 | number u64  ->  1 | outcome (kind u8: 0 ok, 1 CONDITION_FAILED,
+ *                                      2 KEY_NOT_FOUND, 3 TABLE_NOT_FOUND, 4 OUTCOME_UNKNOWN | seq 16?)
+ *   'c' | client u64               ->  1 | floor u64 | last applied index u64
+ * Loading merges the records of every instance (max of floors and indexes).
+ */
+import { assert } from '../lib/assert.js';
+import { TesseraError } from '../lib/errors.js';
+import type { LogIndex, Seq } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import type { EngineKind, MetaRecord, MetaWrite } from '../engine/types.js';
+import type { RequestId } from './command.js';
+import type { FailureCode, Outcome } from './decide.js';
+
+/** A meta write and the engine instance it belongs to. */
+export interface MetaEdit {
+  readonly home: EngineKind;
+  readonly write: MetaWrite;
+}
+
+interface Remembered {
+  readonly outcome: Outcome;
+  readonly home: EngineKind;
+}
+
+interface ClientState {
+  floor: number;
+  lastIndex: number;
+  readonly ids: Map<number, Remembered>;
+  readonly homes: Set<EngineKind>;
+}
+
+export const dedupTagId = 0x64; // 'd'
+export const dedupTagClient = 0x63; // 'c'
+const version = 1;
+const failureCodes: readonly FailureCode[] = [
+  'CONDITION_FAILED',
+  'KEY_NOT_FOUND',
+  'TABLE_NOT_FOUND',
+  'OUTCOME_UNKNOWN',
+];
+const forgotten: Outcome = { ok: false, error: 'OUTCOME_UNKNOWN' };
+
+function bad(what: string): never {
+  throw new TesseraError('CORRUPTION', `dedup record: ${what}`);
+}
+
+export function encodeOutcome(o: Outcome): Uint8Array {
+  const seq = o.ok ? o.seq : o.currentSeq;
+  const out = new Uint8Array(2 + (seq === undefined ? 0 : 16));
+  out[0] = version;
+  out[1] = o.ok ? 0 : failureCodes.indexOf(o.error) + 1;
+  if (seq !== undefined) out.set(seq, 2);
+  return out;
+}
+
+export function decodeOutcome(b: Uint8Array): Outcome {
+  if (b[0] !== version || (b.length !== 2 && b.length !== 18)) bad('outcome format');
+  const kind = b[1] as number;
+  const seq = b.length === 18 ? (b.slice(2) as Seq) : undefined;
+  if (kind === 0) return seq === undefined ? bad('ok without seq') : { ok: true, seq };
+  const error = failureCodes[kind - 1] ?? bad(`outcome kind ${kind}`);
+  return seq === undefined ? { ok: false, error } : { ok: false, error, currentSeq: seq };
+}
+
+function idKey(client: bigint, n: number): Uint8Array {
+  const k = new Uint8Array(17);
+  const v = new DataView(k.buffer);
+  k[0] = dedupTagId;
+  v.setBigUint64(1, client);
+  v.setBigUint64(9, BigInt(n));
+  return k;
+}
+
+function clientKey(client: bigint): Uint8Array {
+  const k = new Uint8Array(9);
+  k[0] = dedupTagClient;
+  new DataView(k.buffer).setBigUint64(1, client);
+  return k;
+}
+
+function clientValue(c: ClientState): Uint8Array {
+  const out = new Uint8Array(17);
+  const v = new DataView(out.buffer);
+  out[0] = version;
+  v.setBigUint64(1, BigInt(c.floor));
+  v.setBigUint64(9, BigInt(c.lastIndex));
+  return out;
+}
+
+export class DedupTable {
+  private readonly clients = new Map<bigint, ClientState>();
+  readonly idsPerClientMax: number;
+  readonly clientsMax: number;
+
+  constructor(options: { idsPerClientMax?: number; clientsMax?: number } = {}) {
+    this.idsPerClientMax = options.idsPerClientMax ?? limits.requestIdsPerClientMax;
+    this.clientsMax = options.clientsMax ?? limits.dedupClientsMax;
+    assert(this.idsPerClientMax >= 1 && this.clientsMax >= 1, 'dedup bounds');
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** The first outcome of a request already applied, OUTCOME_UNKNOWN if forgotten, else undefined. */
+  lookup(req: RequestId): Outcome | undefined {
+    if (req.client === 0n) return undefined;
+    const c = this.clients.get(req.client);
+    if (c === undefined) return undefined;
+    const seen = c.ids.get(req.number);
+    if (seen !== undefined) return seen.outcome;
+    return req.number <= c.floor ? forgotten : undefined;
+  }
+
+  /** Remembers a new request's outcome; returns the meta edits that persist the change. */
+  record(req: RequestId, outcome: Outcome, index: LogIndex, home: EngineKind): MetaEdit[] {
+    if (req.client === 0n) return [];
+    assert(this.lookup(req) === undefined, 'request recorded twice');
+    const edits: MetaEdit[] = [];
+    let c = this.clients.get(req.client);
+    if (c === undefined) {
+      c = { floor: 0, lastIndex: 0, ids: new Map(), homes: new Set() };
+    } else {
+      this.clients.delete(req.client); // re-inserted below: Map order is least recently used first
+    }
+    this.clients.set(req.client, c);
+    c.lastIndex = Math.max(c.lastIndex, index);
+    c.ids.set(req.number, { outcome, home });
+    edits.push({ home, write: { key: idKey(req.client, req.number), value: encodeOutcome(outcome) } });
+    if (c.ids.size > this.idsPerClientMax) {
+      const oldest = Math.min(...c.ids.keys());
+      const gone = c.ids.get(oldest) as Remembered;
+      c.ids.delete(oldest);
+      c.floor = Math.max(c.floor, oldest);
+      edits.push({ home: gone.home, write: { key: idKey(req.client, oldest), value: undefined } });
+    }
+    c.homes.add(home);
+    edits.push({ home, write: { key: clientKey(req.client), value: clientValue(c) } });
+    if (this.clients.size > this.clientsMax) edits.push(...this.evictClient());
+    return edits;
+  }
+
+  private evictClient(): MetaEdit[] {
+    const [client, c] = this.clients.entries().next().value as [bigint, ClientState];
+    this.clients.delete(client);
+    const edits: MetaEdit[] = [];
+    for (const [n, r] of c.ids)
+      edits.push({ home: r.home, write: { key: idKey(client, n), value: undefined } });
+    for (const home of c.homes) edits.push({ home, write: { key: clientKey(client), value: undefined } });
+    return edits;
+  }
+
+  /** Merges the dedup records read from one instance's group meta (any other records are ignored). */
+  load(home: EngineKind, records: readonly MetaRecord[]): void {
+    for (const r of records) {
+      if (r.key[0] === dedupTagClient && r.key.length === 9) this.loadClient(home, r);
+      else if (r.key[0] === dedupTagId && r.key.length === 17) {
+        const v = new DataView(r.key.buffer, r.key.byteOffset, r.key.byteLength);
+        const c = this.client(v.getBigUint64(1));
+        c.ids.set(Number(v.getBigUint64(9)), { outcome: decodeOutcome(r.value), home });
+      }
+    }
+    // Least recently used first; then apply the bounds (a crash may have left extra records).
+    const sorted = [...this.clients].sort((a, b) => a[1].lastIndex - b[1].lastIndex);
+    this.clients.clear();
+    for (const [k, c] of sorted) this.clients.set(k, c);
+    for (const c of this.clients.values()) {
+      while (c.ids.size > this.idsPerClientMax) {
+        const oldest = Math.min(...c.ids.keys());
+        c.ids.delete(oldest);
+        c.floor = Math.max(c.floor, oldest);
+      }
+    }
+    while (this.clients.size > this.clientsMax) this.evictClient();
+  }
+
+  private loadClient(home: EngineKind, r: MetaRecord): void {
+    if (r.value.length !== 17 || r.value[0] !== version) bad('client format');
+    const kv = new DataView(r.key.buffer, r.key.byteOffset, r.key.byteLength);
+    const vv = new DataView(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    const c = this.client(kv.getBigUint64(1));
+    c.floor = Math.max(c.floor, Number(vv.getBigUint64(1)));
+    c.lastIndex = Math.max(c.lastIndex, Number(vv.getBigUint64(9)));
+    c.homes.add(home);
+  }
+
+  private client(id: bigint): ClientState {
+    let c = this.clients.get(id);
+    if (c === undefined) {
+      c = { floor: 0, lastIndex: 0, ids: new Map(), homes: new Set() };
+      this.clients.set(id, c);
+    }
+    return c;
+  }
+
+  /** All records, as they would be persisted (with every record in `home`): for in-memory snapshots. */
+  toRecords(): MetaRecord[] {
+    const out: MetaRecord[] = [];
+    for (const [client, c] of this.clients) {
+      out.push({ key: clientKey(client), value: clientValue(c) });
+      for (const [n, r] of c.ids) out.push({ key: idKey(client, n), value: encodeOutcome(r.outcome) });
+    }
+    return out;
+  }
+}
