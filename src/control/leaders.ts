@@ -27,7 +27,7 @@ export interface GroupAnalysis {
   readonly group: GroupRecord;
   /** Reports of live members for this group, by node. */
   readonly reports: ReadonlyMap<NodeId, ReplicaReport>;
-  /** Highest term known: the catalog's and every live member's. */
+  /** Highest term known: the catalog's and every member's last report (live or not). */
   readonly maxTerm: number;
   /** A live, healthy leader that passed (or is not failing) its checks. */
   readonly leader: LeaderInfo | null;
@@ -63,14 +63,21 @@ export function analyzeGroup(input: ControlInput, g: GroupRecord, memory: Mutabl
   const reports = new Map<NodeId, ReplicaReport>();
   let maxTerm: number = g.term;
   for (const m of g.members) {
-    const r = liveHeartbeat(input, m.node)?.replicas.find((x) => x.group === g.id);
+    // Terms count from every report, even a silent node's last one: a campaign goes above them all.
+    const r = input.heartbeats.get(m.node)?.replicas.find((x) => x.group === g.id);
     if (r === undefined) continue;
-    reports.set(m.node, r);
     maxTerm = Math.max(maxTerm, r.term);
+    if (liveHeartbeat(input, m.node) !== undefined) reports.set(m.node, r);
   }
   const base = { group: g, reports, maxTerm };
   const claim = claimedLeader(g, reports);
-  if (claim !== null && claim.report.term >= g.term) {
+  // One leader per term: a claim at the catalog's term by another node than its leader is not
+  // believed (a campaign at a higher term settles it).
+  const believable =
+    claim !== null &&
+    (claim.report.term > g.term ||
+      (claim.report.term === g.term && (g.leader === null || g.leader === claim.node)));
+  if (claim !== null && believable) {
     if (!isHealthy(input, claim.node))
       return { ...base, leader: null, reason: 'leader-unhealthy', deposed: claim.node };
     if (checkFailed(input, memory.deepChecks.get(g.id), claim)) {
