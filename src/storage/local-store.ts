@@ -190,6 +190,16 @@ export class LocalStore {
     return r === undefined || r.tombstone ? undefined : { value: r.value, seq: r.seq };
   }
 
+  /** The stored record including a tombstone (its seq), for checks and replica comparison. */
+  async getRecord(
+    table: string,
+    key: Uint8Array,
+  ): Promise<{ value: Uint8Array; seq: Seq; tombstone: boolean } | undefined> {
+    checkKey(key);
+    const t = this.table(table);
+    return this.engines[t.engine].get(t.keyspace, key);
+  }
+
   async scan(table: string, range: ScanRange = {}): Promise<Item[]> {
     const t = this.table(table);
     const limit = Math.min(range.limit ?? limits.scanLimitDefault, limits.scanLimitMax);
