@@ -3,7 +3,7 @@
  * learner, remove a replica). A removed replica never campaigns; a removed leader steps down.
  */
 import { TesseraError } from '../lib/errors.js';
-import type { NodeId } from '../lib/ids.js';
+import type { LogIndex, NodeId } from '../lib/ids.js';
 import { decodeMembershipChange, encodeMembershipChange } from './codec.js';
 import type { Core } from './core.js';
 import { applyMembershipChange, membershipChangeError } from './quorum.js';
@@ -37,8 +37,18 @@ export function commitMembershipChanges(c: Core, from: number): void {
     changed = true;
   }
   if (!changed || c.role !== 'leader') return;
-  if (c.ms.removed) c.becomeFollower(c.term, 0 as NodeId);
-  else c.rebuildProgress();
+  if (c.ms.removed) {
+    c.becomeFollower(c.term, 0 as NodeId);
+    return;
+  }
+  const before = [...c.prs.values()];
+  c.rebuildProgress();
+  // A removed replica gets one last heartbeat carrying the commit of its removal (if it has it).
+  for (const pr of before) {
+    if (c.prs.has(pr.id)) continue;
+    const commit = Math.min(c.log.commit, pr.match) as LogIndex;
+    c.send({ type: 'heartbeat', group: c.group, from: c.id, to: pr.id, term: c.term, commit, round: 0 });
+  }
 }
 
 /** The membership in force at index i (i >= the snapshot point). */
