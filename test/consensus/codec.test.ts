@@ -98,14 +98,19 @@ describe('consensus codec', () => {
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error.code).toBe('CORRUPTION');
     };
-    bad((b) => ((b[0] = 2), b)); // version
-    bad((b) => ((b[1] = 99), b)); // type
+    const set =
+      (...pairs: [number, number][]) =>
+      (b: Uint8Array): Uint8Array => {
+        for (const [i, v] of pairs) b[i] = v;
+        return b;
+      };
+    bad(set([0, 2])); // version
+    bad(set([1, 99])); // type
     bad((b) => b.subarray(0, b.length - 1)); // truncated
     bad((b) => new Uint8Array([...b, 0])); // trailing
-    bad((b) => ((b[6] = 0), (b[7] = 0), (b[8] = 0), (b[9] = 0), b)); // from = 0
-    bad((b) => ((b[14] = 0xff), b)); // term beyond 2^53
-    // entries not contiguous: bump the first entry's index
-    bad((b) => ((b[22 + 28 + 7] = 99), b));
+    bad(set([6, 0], [7, 0], [8, 0], [9, 0])); // from = 0
+    bad(set([14, 0xff])); // term beyond 2^53
+    bad(set([22 + 28 + 7, 99])); // entries not contiguous
     expect(tryDecodeMessage(new Uint8Array(0)).ok).toBe(false);
   });
 
