@@ -175,7 +175,9 @@ export class SimClient {
       else this.finalReadsOk++;
     }
     this.env.trace(() => `c${this.id} ${c.op.kind} ${c.op.key} -> ${result.type}`);
-    this.env.schedule(this.env.prng.int(0, 20), () => this.next());
+    // Mostly back to back; now and then idle for a while (its leader hint may go stale meanwhile).
+    const think = this.env.prng.chance(0.1) ? this.env.prng.int(200, 2000) : this.env.prng.int(0, 20);
+    this.env.schedule(think, () => this.next());
   }
 
   private isFinal(c: Current): boolean {

@@ -146,6 +146,7 @@ export class SimWorld {
       nodes: this.nodes,
       leaderOf: (g) => this.leaderOf(g),
       groups: this.groups.map((g) => g.id),
+      membersOf: (g) => this.groups.find((x) => x.id === g)?.members ?? [],
       driftMax: 0.01,
       wallJumpMsMax: 5000,
       intervalMsMin: 100,

@@ -83,7 +83,9 @@ export class SimDisk {
     const batch = this.pending.length;
     if (batch === 0) return;
     this.syncing = batch;
-    const latency = this.env.prng.int(this.env.fsyncMsMin, this.env.fsyncMsMax);
+    let latency = this.env.prng.int(this.env.fsyncMsMin, this.env.fsyncMsMax);
+    // A slow fsync now and then (a busy device): unsynced data lingers.
+    if (this.env.prng.chance(0.05)) latency += this.env.prng.int(10, 100);
     const done = Math.max(this.env.now() + latency, this.stallUntilMs);
     this.env.schedule(done - this.env.now(), () => this.finishSync());
   }

@@ -18,6 +18,8 @@ export interface NemesisEnv {
   /** The node that leads `group` by its own account, if any (for leader-targeted faults). */
   leaderOf(group: number): NodeId | undefined;
   readonly groups: readonly number[];
+  /** The nodes hosting a replica of `group`. */
+  membersOf(group: number): readonly NodeId[];
   readonly driftMax: number;
   readonly wallJumpMsMax: number;
   readonly intervalMsMin: number;
@@ -58,8 +60,11 @@ export class Nemesis {
       [2, () => this.partition('asymmetric')],
       [1, () => this.partition('mm')],
       [2, () => this.healAll()],
-      [3, () => this.crash()],
-      [2, () => this.pause()],
+      [3, () => this.crash(1)],
+      [1, () => this.crash(2)],
+      [2, () => this.pause(false)],
+      [2, () => this.pause(true)],
+      [1, () => this.powerLoss()],
       [2, () => this.clock()],
       [1, () => this.stallDisk()],
       [1, () => this.lossBurst()],
@@ -123,11 +128,31 @@ export class Nemesis {
     this.env.trace(() => 'nemesis: heal');
   }
 
-  private crash(): void {
+  /** Crashes `count` nodes at once (power loss), preferring nodes with unsynced writes. */
+  private crash(count: number): void {
     const e = this.env;
-    const down = e.nodes.filter((n) => n.state !== 'up').length;
-    if (down >= e.downMax) return;
-    const victim = e.prng.pick(e.nodes.filter((n) => n.state === 'up'));
+    for (let i = 0; i < count; i++) {
+      const down = e.nodes.filter((n) => n.state !== 'up').length;
+      if (down >= e.downMax) return;
+      const up = e.nodes.filter((n) => n.state === 'up');
+      const busy = up.filter((n) => n.disk.unsyncedCount > 0);
+      this.crashOne(busy.length > 0 && e.prng.chance(0.5) ? e.prng.pick(busy) : e.prng.pick(up));
+    }
+  }
+
+  /** Every replica of one group loses power at once; each comes back after a while. */
+  private powerLoss(): void {
+    const e = this.env;
+    const group = e.prng.pick(e.groups);
+    e.trace(() => `nemesis: power loss of every node of g${group}`);
+    for (const id of e.membersOf(group)) {
+      const n = e.nodes.find((x) => x.id === id);
+      if (n?.state === 'up') this.crashOne(n);
+    }
+  }
+
+  private crashOne(victim: SimNode): void {
+    const e = this.env;
     const r = victim.crash(e.prng);
     e.trace(
       () =>
@@ -140,13 +165,16 @@ export class Nemesis {
     });
   }
 
-  private pause(): void {
+  /** SIGSTOP a node (or a group's leader) for a while, then SIGCONT. */
+  private pause(leader: boolean): void {
     const e = this.env;
     const down = e.nodes.filter((n) => n.state !== 'up').length;
     if (down >= e.downMax) return;
-    const victim = e.prng.pick(e.nodes.filter((n) => n.state === 'up'));
+    const leaderId = leader ? e.leaderOf(e.prng.pick(e.groups)) : undefined;
+    const up = e.nodes.filter((n) => n.state === 'up');
+    const victim = up.find((n) => n.id === leaderId) ?? e.prng.pick(up);
     victim.pause();
-    e.trace(() => `nemesis: pause n${victim.id}`);
+    e.trace(() => `nemesis: pause ${leaderId === victim.id ? 'leader ' : ''}n${victim.id}`);
     e.schedule(e.prng.int(100, 2500), () => {
       if (victim.state !== 'paused') return;
       e.trace(() => `nemesis: resume n${victim.id}`);

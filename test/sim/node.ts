@@ -50,13 +50,15 @@ export class SimNode {
   incarnation = 0;
   /** Starts the node's periodic work (ticks, heartbeats); called on boot and on every restart. */
   onStart: () => void = () => {};
-  private deferred: (() => void)[] = [];
+  /** Work that piled up while paused: timers (ticks, fsync completions) and I/O (messages, requests). */
+  private deferredTimers: (() => void)[] = [];
+  private deferredIo: (() => void)[] = [];
 
   constructor(
     readonly id: NodeId,
     private readonly queue: EventQueue,
     private readonly now: () => number,
-    prng: Prng,
+    private readonly prng: Prng,
     fsync: { min: number; max: number },
   ) {
     this.clock = new NodeClock(now);
@@ -78,20 +80,21 @@ export class SimNode {
   /** Delivers work from outside (a message) now: dropped if down, deferred if paused. */
   deliver(fn: () => void): void {
     if (this.state === 'down') return;
-    if (this.state === 'paused') this.deferred.push(fn);
+    if (this.state === 'paused') this.deferredIo.push(fn);
     else fn();
   }
 
   private run(inc: number, fn: () => void): void {
     if (inc !== this.incarnation || this.state === 'down') return;
-    if (this.state === 'paused') this.deferred.push(fn);
+    if (this.state === 'paused') this.deferredTimers.push(fn);
     else fn();
   }
 
   crash(prng: Prng): { kept: number; lost: number; torn: boolean } {
     this.state = 'down';
     this.incarnation++;
-    this.deferred = [];
+    this.deferredTimers = [];
+    this.deferredIo = [];
     for (const h of this.hosts) h.crash();
     return this.disk.crash(prng);
   }
@@ -106,12 +109,19 @@ export class SimNode {
     if (this.state === 'up') this.state = 'paused';
   }
 
-  /** Resumes: the work that piled up runs now, in order (the monotonic clock has jumped). */
+  /**
+   * Resumes: the work that piled up runs now (the monotonic clock has jumped). Like an event loop
+   * after SIGCONT, it may handle the queued I/O before or after its overdue timers.
+   */
   resume(): void {
     if (this.state !== 'paused') return;
     this.state = 'up';
-    const work = this.deferred;
-    this.deferred = [];
+    const ioFirst = this.prng.chance(0.5);
+    const work = ioFirst
+      ? [...this.deferredIo, ...this.deferredTimers]
+      : [...this.deferredTimers, ...this.deferredIo];
+    this.deferredTimers = [];
+    this.deferredIo = [];
     for (const fn of work) {
       if (this.state !== 'up') break;
       fn();
