@@ -165,6 +165,7 @@ export function createGroup(s: CatalogState, c: Cmd<'createGroup'>): Applied<'cr
     .sort((a, b) => a - b)
     .map((node) => ({ node, role: 'voter' as const, replaces: null }));
   s.groups.set(id, { id, members, leader: null, term: 0 as Term, createdAtMs: c.atMs });
+  s.groupLoad.set(id, 0);
   return { changed: true, value: { group: id } };
 }
 

@@ -18,6 +18,7 @@ import {
   isValidTableName,
   shardsOfTable,
 } from './state.js';
+import { addLoad } from './state.js';
 import type { CatalogCommand, CatalogState, ShardRecord } from './types.js';
 
 type Cmd<T extends CatalogCommand['type']> = Extract<CatalogCommand, { type: T }>;
@@ -26,11 +27,7 @@ const empty = new Uint8Array(0);
 
 /** The group holding the fewest shards of live tables; ties go to the lowest group id. */
 export function leastLoadedGroup(s: CatalogState): GroupId | undefined {
-  const counts = new Map<GroupId, number>();
-  for (const id of s.groups.keys()) counts.set(id, 0);
-  for (const sh of s.shards.values()) {
-    if (s.tables.get(sh.table)?.state === 'active') counts.set(sh.group, (counts.get(sh.group) ?? 0) + 1);
-  }
+  const counts = s.groupLoad;
   let best: GroupId | undefined;
   let bestCount = Number.POSITIVE_INFINITY;
   for (const [id, n] of counts)
@@ -41,10 +38,9 @@ export function leastLoadedGroup(s: CatalogState): GroupId | undefined {
   return best;
 }
 
+/** Tables that are active or dropping. */
 function liveTableCount(s: CatalogState): number {
-  let n = 0;
-  for (const t of s.tables.values()) if (t.state !== 'dropped') n++;
-  return n;
+  return s.tableShards.size;
 }
 
 /** Creates the table with ONE shard covering the whole key range, on the least loaded group. */
@@ -73,6 +69,8 @@ export function createTable(s: CatalogState, c: Cmd<'createTable'>): Applied<'cr
   });
   s.tableNames.set(c.name, table);
   s.shards.set(shard, { id: shard, table, start: empty, end: empty, group, epoch: 1 });
+  s.tableShards.set(table, [shard]);
+  addLoad(s, group, 1);
   return { changed: true, value: { table, shard, group } };
 }
 
@@ -86,7 +84,9 @@ export function dropTable(s: CatalogState, c: Cmd<'dropTable'>): Applied<'dropTa
   check(isTimeMs(c.atMs), 'BAD_REQUEST', 'atMs must be a non-negative integer');
   const id = s.tableNames.get(c.name) ?? fail('TABLE_NOT_FOUND', `no table ${c.name}`);
   const t = getTable(s, id);
-  const groups = [...new Set(shardsOfTable(s, id).map((sh) => sh.group))].sort((a, b) => a - b);
+  const shards = shardsOfTable(s, id);
+  const groups = [...new Set(shards.map((sh) => sh.group))].sort((a, b) => a - b);
+  for (const sh of shards) addLoad(s, sh.group, -1);
   t.state = 'dropping';
   t.droppedAtMs = c.atMs;
   s.tableNames.delete(c.name);
@@ -99,6 +99,7 @@ export function finishDropTable(s: CatalogState, c: Cmd<'finishDropTable'>): App
   if (t.state === 'dropped') return { changed: false, value: { table: t.id } };
   check(t.state === 'dropping', 'BAD_REQUEST', `table ${t.id} is active; drop it first`);
   for (const sh of shardsOfTable(s, t.id)) s.shards.delete(sh.id);
+  s.tableShards.delete(t.id);
   t.state = 'dropped';
   return { changed: true, value: { table: t.id } };
 }
@@ -133,6 +134,8 @@ export function splitShard(s: CatalogState, c: Cmd<'splitShard'>): Applied<'spli
   const key = copyBytes(c.key);
   s.shards.set(sh.id, { ...sh, end: key, epoch });
   s.shards.set(right, { id: right, table: sh.table, start: key, end: sh.end, group: c.targetGroup, epoch });
+  s.tableShards.get(sh.table)?.push(right);
+  addLoad(s, c.targetGroup, 1);
   return { changed: true, value: { left: sh.id, right, epoch } };
 }
 
@@ -141,6 +144,8 @@ export function moveShard(s: CatalogState, c: Cmd<'moveShard'>): Applied<'moveSh
   const sh = liveShard(s, c.shard);
   getGroup(s, c.targetGroup);
   if (sh.group === c.targetGroup) return { changed: false, value: { shard: sh.id, epoch: sh.epoch } };
+  addLoad(s, sh.group, -1);
+  addLoad(s, c.targetGroup, 1);
   sh.group = c.targetGroup;
   sh.epoch += 1;
   return { changed: true, value: { shard: sh.id, epoch: sh.epoch } };

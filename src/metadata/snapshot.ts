@@ -13,7 +13,7 @@ import { fromHex, toHex } from '../lib/bytes.js';
 import { TesseraError } from '../lib/errors.js';
 import type { GroupId, NodeId, ShardId, TableId, Term } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
-import { checkInvariants, emptyState, isTimeMs, isU32 } from './state.js';
+import { checkInvariants, emptyState, isTimeMs, isU32, rebuildIndexes } from './state.js';
 import type {
   CatalogState,
   GroupRecord,
@@ -226,11 +226,4 @@ export function decodeSnapshot(bytes: Uint8Array): CatalogState {
     throw e;
   }
   return s;
-}
-
-export function rebuildIndexes(s: CatalogState): void {
-  s.nodeKeys.clear();
-  s.tableNames.clear();
-  for (const n of s.nodes.values()) s.nodeKeys.set(n.key, n.id);
-  for (const t of s.tables.values()) if (t.state === 'active') s.tableNames.set(t.name, t.id);
 }

@@ -30,7 +30,33 @@ export function emptyState(): CatalogState {
     spares: [],
     nodeKeys: new Map(),
     tableNames: new Map(),
+    tableShards: new Map(),
+    groupLoad: new Map(),
   };
+}
+
+/** Rebuilds the derived indexes from the records (after restore; and to check them). */
+export function rebuildIndexes(s: CatalogState): void {
+  s.nodeKeys = new Map();
+  s.tableNames = new Map();
+  s.tableShards = new Map();
+  s.groupLoad = new Map();
+  for (const n of s.nodes.values()) s.nodeKeys.set(n.key, n.id);
+  for (const t of s.tables.values()) {
+    if (t.state === 'active') s.tableNames.set(t.name, t.id);
+    if (t.state !== 'dropped') s.tableShards.set(t.id, []);
+  }
+  for (const id of [...s.groups.keys()].sort((a, b) => a - b)) s.groupLoad.set(id, 0);
+  for (const sh of [...s.shards.values()].sort((a, b) => a.id - b.id)) {
+    s.tableShards.get(sh.table)?.push(sh.id);
+    if (s.tables.get(sh.table)?.state === 'active') addLoad(s, sh.group, 1);
+  }
+}
+
+export function addLoad(s: CatalogState, group: GroupId, delta: number): void {
+  const n = (s.groupLoad.get(group) ?? 0) + delta;
+  assert(n >= 0, `group ${group} load below zero`);
+  s.groupLoad.set(group, n);
 }
 
 export function fail(code: ErrorCode, message: string): never {
@@ -104,7 +130,11 @@ export function isValidTableName(name: unknown): name is string {
 /** Shards of a table sorted by start bound (empty start first). */
 export function shardsOfTable(s: CatalogState, table: TableId): ShardRecord[] {
   const out: ShardRecord[] = [];
-  for (const sh of s.shards.values()) if (sh.table === table) out.push(sh);
+  for (const id of s.tableShards.get(table) ?? []) {
+    const sh = s.shards.get(id);
+    assert(sh !== undefined && sh.table === table, `shard index of table ${table}`);
+    out.push(sh);
+  }
   return out.sort((a, b) => compareBytes(a.start, b.start));
 }
 
@@ -141,6 +171,20 @@ export function checkInvariants(s: CatalogState): void {
     assert(Number.isSafeInteger(sh.epoch) && sh.epoch >= 1, `shard ${id} epoch`);
   }
   for (const [id, t] of s.tokens) assert(t.id === id && id > 0 && id < s.next.token, `token id ${id}`);
+  checkIndexes(s);
+}
+
+/** The derived indexes agree with the records (recomputed from scratch). */
+function checkIndexes(s: CatalogState): void {
+  const fresh = { ...s } as CatalogState;
+  rebuildIndexes(fresh);
+  assert(fresh.groupLoad.size === s.groupLoad.size, 'group load index size');
+  for (const [g, n] of fresh.groupLoad) assert(s.groupLoad.get(g) === n, `group ${g} load index`);
+  assert(fresh.tableShards.size === s.tableShards.size, 'table shard index size');
+  for (const [t, ids] of fresh.tableShards) {
+    const have = [...(s.tableShards.get(t) ?? [])].sort((a, b) => a - b);
+    assert(have.length === ids.length && have.every((id, i) => id === ids[i]), `table ${t} shard index`);
+  }
 }
 
 function checkGroup(s: CatalogState, id: GroupId, g: GroupRecord): void {

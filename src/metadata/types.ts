@@ -103,6 +103,10 @@ export interface CatalogState {
   nodeKeys: Map<string, NodeId>;
   /** Names of tables in state 'active' only: a dropping table's name can be reused. */
   tableNames: Map<string, TableId>;
+  /** Shard ids of every table that is not dropped. */
+  tableShards: Map<TableId, ShardId[]>;
+  /** Per group (all of them): how many shards of active tables it holds (placement). */
+  groupLoad: Map<GroupId, number>;
 }
 
 export type CatalogCommand =
