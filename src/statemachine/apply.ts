@@ -145,25 +145,32 @@ class ApplyRun {
 
   /** Sends every instance its batch up to `index` (instances already past it are left alone). */
   async flush(index: LogIndex): Promise<void> {
+    const kinds: EngineKind[] = [];
     const jobs: Promise<unknown>[] = [];
     for (const [kind, p] of this.pending) {
       if (!this.live(kind, index)) {
         assert(p.writes.length === 0 && p.meta.length === 0, 'writes for an instance already past them');
         continue;
       }
+      kinds.push(kind);
       jobs.push(this.engine(kind).applyBatch(this.g.group, p.writes, index, this.highestSeq, p.meta));
       this.pending.set(kind, { writes: [], meta: [] });
     }
-    await Promise.all(jobs);
-    for (const kind of this.pending.keys()) {
-      if (this.live(kind, index)) this.state.applied.set(kind, index);
-    }
+    const settled = await Promise.allSettled(jobs);
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') this.state.applied.set(kinds[i] as EngineKind, index);
+    });
+    const failed = settled.find((r) => r.status === 'rejected');
+    // The in-memory dedup table is now ahead of the failed instance: reload the GroupState.
+    if (failed !== undefined) throw failed.reason;
   }
 }
 
 /**
  * Applies committed entries (consecutive, in log order) and returns one result per entry.
  * Entries at or below every instance's applied index are skipped (their result has no outcome).
+ * If it rejects (an engine failed), `state` is stale: load it again (GroupState.load) and replay
+ * from `state.replayFrom`.
  */
 export async function applyCommitted(
   entries: readonly Entry[],
