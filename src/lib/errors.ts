@@ -45,6 +45,9 @@ export const errorCodes = {
   BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds its limit.' },
   RECORD_TOO_LARGE: { status: 413, summary: 'A log record exceeds the record size limit.' },
   FRAME_TOO_LARGE: { status: 413, summary: 'A network frame exceeds the frame size limit.' },
+  // 408 / 431: the HTTP server refused a request it could not parse in time or in size
+  REQUEST_TIMEOUT: { status: 408, summary: 'The client did not send the whole request in time.' },
+  HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers are too large or too many.' },
   // 429 / 503 / 504 / 507
   TOO_MANY_REQUESTS: { status: 429, summary: 'Too many requests in flight; retry after a short pause.' },
   SEND_QUEUE_FULL: {

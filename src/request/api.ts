@@ -65,7 +65,8 @@ export interface ApiRequest {
 export interface Pending {
   op: string;
   bodyBytesMax: number;
-  bodyTooLarge: TesseraError;
+  /** The 413 to answer when the body passes bodyBytesMax. */
+  bodyTooLarge(): TesseraError;
   run(body: Uint8Array): Promise<ApiResponse>;
 }
 
@@ -193,7 +194,7 @@ export class Api {
     return {
       op: s.op,
       bodyBytesMax: lim.max,
-      bodyTooLarge: new TesseraError(lim.code, `the body is larger than ${lim.max} bytes`),
+      bodyTooLarge: () => new TesseraError(lim.code, `the body is larger than ${lim.max} bytes`),
       run: (body) => s.run(ctx, body),
     };
   }
@@ -226,7 +227,7 @@ export class Api {
       op = matched.spec.op;
       const pending = await this.begin(matched, req.headers);
       const body = req.body ?? new Uint8Array(0);
-      if (body.length > pending.bodyBytesMax) throw pending.bodyTooLarge;
+      if (body.length > pending.bodyBytesMax) throw pending.bodyTooLarge();
       res = await pending.run(body);
     } catch (e) {
       res = this.failure(e, op);

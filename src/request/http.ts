@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TesseraError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Counter, Gauge } from '../lib/metrics.js';
@@ -70,14 +71,28 @@ export class HttpFrontend {
     this.server.setTimeout(limits.httpSocketIdleTimeoutMs, (socket) => socket.destroy());
     this.server.on('request', (req, res) => void this.onRequest(req, res, false));
     this.server.on('checkContinue', (req, res) => void this.onRequest(req, res, true));
-    this.server.on('clientError', (err, socket) => {
-      if (!socket.writable) return socket.destroy();
-      const code = (err as { code?: string }).code;
-      const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      socket.end(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-      );
-    });
+    this.server.on('clientError', (err, socket) => this.onClientError(err, socket));
+  }
+
+  /** A request node:http could not parse (or not in time): a JSON error, then close. */
+  private onClientError(err: Error, socket: Duplex): void {
+    const code = (err as { code?: string }).code;
+    this.countRejected(code === undefined ? 'parse' : code.toLowerCase());
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const e =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? new TesseraError('HEADERS_TOO_LARGE', 'the request headers are too large')
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new TesseraError('REQUEST_TIMEOUT', 'the request did not arrive in time')
+          : new TesseraError('BAD_REQUEST', 'malformed HTTP request');
+    const body = JSON.stringify(e.toJSON());
+    socket.end(
+      `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\nConnection: close\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   }
 
   private countRejected(reason: string): void {
@@ -105,13 +120,16 @@ export class HttpFrontend {
       if (declared !== undefined && Number(declared) > pending.bodyBytesMax) {
         closeAfter = true; // the body stays unread: the connection can't be reused
         this.countRejected('body');
-        throw pending.bodyTooLarge;
+        throw pending.bodyTooLarge();
       }
       if (expectsContinue) res.writeContinue();
-      const body = await readBody(req, pending).catch((e: unknown) => {
+      let body: Uint8Array;
+      try {
+        body = await readBody(req, pending);
+      } catch (e) {
         closeAfter = true;
         throw e;
-      });
+      }
       out = await pending.run(body);
     } catch (e) {
       out = this.api.failure(e, op);
@@ -121,6 +139,10 @@ export class HttpFrontend {
       this.inflightGauge.set(this.inflight);
     }
     this.api.record(op, out, started);
+    if (this.api.log.enabled('debug')) {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      this.api.log.debug('request', { method: req.method, op, status: out.status, ms });
+    }
     this.send(req, res, out, closeAfter);
   }
 
@@ -154,8 +176,18 @@ export class HttpFrontend {
   }
 }
 
+const emptyBody = new Uint8Array(0);
+
 /** Reads the body, failing with the pending route's 413 as soon as it grows past its limit. */
-function readBody(req: http.IncomingMessage, pending: Pending): Promise<Uint8Array> {
+function readBody(req: http.IncomingMessage, pending: Pending): Promise<Uint8Array> | Uint8Array {
+  const h = req.headers;
+  if (
+    h['transfer-encoding'] === undefined &&
+    (h['content-length'] === undefined || h['content-length'] === '0')
+  ) {
+    req.resume(); // no body (RFC 9112 6.3): don't wait for 'end'
+    return emptyBody;
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -164,7 +196,7 @@ function readBody(req: http.IncomingMessage, pending: Pending): Promise<Uint8Arr
       if (size > pending.bodyBytesMax) {
         req.off('data', onData);
         req.pause();
-        reject(pending.bodyTooLarge);
+        reject(pending.bodyTooLarge());
         return;
       }
       chunks.push(c);

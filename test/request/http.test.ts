@@ -122,6 +122,18 @@ describe('over real sockets', () => {
     expect(unauth.text).toContain('"code":"UNAUTHORIZED"');
   });
 
+  it('answers 431 in JSON to oversized headers, and 400 to garbage', async () => {
+    const big = await raw(
+      server.port,
+      `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(big.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect(big.text).toContain('"code":"HEADERS_TOO_LARGE"');
+    const bad = await raw(server.port, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(bad.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bad.text).toContain('"code":"BAD_REQUEST"');
+  });
+
   it('keeps connections alive: many sequential requests share one socket', async () => {
     let connections = 0;
     server.server.on('connection', () => connections++);
@@ -170,7 +182,8 @@ describe('bounds', () => {
     await start({ headersTimeoutMs: 300, requestTimeoutMs: 600, connectionsCheckIntervalMs: 100 });
     const res = await raw(server.port, 'GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ');
     expect(res.closed).toBe(true);
-    expect(res.text).toMatch(/^$|^HTTP\/1\.1 408 /);
+    expect(res.text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(res.text).toContain('{"error":{"code":"REQUEST_TIMEOUT"');
   });
 
   it('closes a connection whose body never arrives', async () => {
