@@ -108,4 +108,13 @@ export const limits = {
   engineClearBatchKeysMax: 10_000,
   engineSnapshotPageRecords: 1024,
   dedupClientsMax: 1024,
+
+  // Group host (src/host)
+  hostTickIntervalMs: 10,
+  hostCheckpointEntries: 10_000,
+  hostCompactionMarginEntries: 1_000,
+  hostSnapshotBytesMax: 1024 * 1024 * 1024,
+  hostAppendRetryMinMs: 50,
+  hostAppendRetryMaxMs: 1_000,
+  hostReadsPendingMax: 100_000,
 } as const;
