@@ -12,3 +12,4 @@ export {
 export { decodeSnapshot, encodeSnapshot, snapshotFormatVersion } from './snapshot.js';
 export { checkInvariants, emptyState, isValidTableName } from './state.js';
 export type * from './types.js';
+export { commandCodecVersion, decodeCommand, encodeCommand } from './command-codec.js';
