@@ -170,6 +170,15 @@ export class Api {
     throw new TesseraError('NOT_FOUND', 'no such route');
   }
 
+  /** The metrics name of a request's operation ('unknown' when no route matches). */
+  opOf(method: string, url: string): string {
+    try {
+      return this.match(method, url).spec.op;
+    } catch {
+      return 'unknown';
+    }
+  }
+
   /** Routing, token, path parameters and permissions; the body comes later. */
   async begin(matched: ReturnType<Api['match']>, headers: Headers): Promise<Pending> {
     const { spec: s, params, query } = matched;

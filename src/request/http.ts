@@ -103,8 +103,12 @@ export class HttpFrontend {
     const started = process.hrtime.bigint();
     if (this.inflight >= this.inflightMax) {
       this.countRejected('inflight');
-      const e = new TesseraError('TOO_MANY_REQUESTS', 'too many requests in flight');
-      this.send(req, res, this.api.failure(e, 'unknown'), true);
+      const out = this.api.failure(
+        new TesseraError('TOO_MANY_REQUESTS', 'too many requests in flight'),
+        'unknown',
+      );
+      this.api.record(this.api.opOf(req.method ?? 'GET', req.url ?? '/'), out, started);
+      this.send(req, res, out, true);
       return;
     }
     this.inflight++;

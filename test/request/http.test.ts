@@ -138,7 +138,10 @@ describe('over real sockets', () => {
     let connections = 0;
     server.server.on('connection', () => connections++);
     const one = new TesseraClient({ url: server.url, token: tokens.rw, socketsMax: 1 });
-    for (let i = 0; i < 20; i++) await one.put('t', `k${i}`, 'v');
+    for (let i = 0; i < 20; i++) {
+      await one.put('t', `k${i}`, 'v');
+      expect(await one.get('t', `absent${i}`)).toBeNull(); // an error answer keeps the connection too
+    }
     one.close();
     expect(connections).toBe(1);
   });
@@ -171,6 +174,9 @@ describe('bounds', () => {
     expect(res.headers.get('retry-after')).toBe('1');
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('TOO_MANY_REQUESTS');
     expect(backend.dump()).toBe(before);
+    expect(server.api.registry.expose()).toContain(
+      'tessera_http_requests_total{op="item.put",code="TOO_MANY_REQUESTS"} 1',
+    );
     release();
     backend.gate = null;
     const seqs = await Promise.all(held);
