@@ -1,6 +1,7 @@
 /** Route tests without sockets: every call of API.md, every error path, and no change after errors. */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { limits } from '../../src/lib/limits.js';
+import { AssertionError } from '../../src/lib/assert.js';
 import { TesseraError } from '../../src/lib/errors.js';
 import { bodyBytes, bodyJson, type Fixture, fixture } from './fixture.js';
 
@@ -535,6 +536,15 @@ describe('every error path answers JSON with its code and changes nothing', () =
     const res = await f.call('GET', '/v1/tables/t/items/k', { token: f.tokens.ro });
     expect(res.status).toBe(500);
     expect(bodyJson(res).error).toEqual({ code: 'INTERNAL', message: 'internal error' });
+  });
+
+  it('a failed assertion (a bug) is never answered: it propagates to crash the process', async () => {
+    f.backend.get = async () => {
+      throw new AssertionError('broken invariant');
+    };
+    await expect(f.call('GET', '/v1/tables/t/items/k', { token: f.tokens.ro })).rejects.toThrow(
+      'broken invariant',
+    );
   });
 
   it('backend operating errors pass through with their status (503 with Retry-After, 504, 507)', async () => {
