@@ -21,6 +21,8 @@ export interface ClientEnv {
   readonly members: readonly NodeId[];
   readonly keys: readonly string[];
   readonly attemptTimeoutMs: number;
+  /** Share of operations followed by a long idle time (a sporadic client keeps stale leader hints). */
+  readonly idleRate: number;
   readonly opDeadlineMs: number;
 }
 
@@ -176,7 +178,9 @@ export class SimClient {
     }
     this.env.trace(() => `c${this.id} ${c.op.kind} ${c.op.key} -> ${result.type}`);
     // Mostly back to back; now and then idle for a while (its leader hint may go stale meanwhile).
-    const think = this.env.prng.chance(0.1) ? this.env.prng.int(200, 2000) : this.env.prng.int(0, 20);
+    const think = this.env.prng.chance(this.env.idleRate)
+      ? this.env.prng.int(100, 1500)
+      : this.env.prng.int(0, 20);
     this.env.schedule(think, () => this.next());
   }
 

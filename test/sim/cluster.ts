@@ -225,9 +225,12 @@ export class SimWorld {
     const p = this.prng;
     let next = 1;
     for (const g of this.groups) {
-      const count = p.int(2, 4);
+      // Busy clients (back to back, quick retries) and sporadic ones (idle often, patient).
+      const busy = p.int(1, 3);
+      const count = busy + p.int(1, 3);
       for (let i = 0; i < count; i++) {
         const id = next++;
+        const sporadic = i >= busy;
         const c = new SimClient(id, {
           now: () => this.now,
           schedule: (d, fn) => this.queue.push(this.now + d, fn),
@@ -237,7 +240,8 @@ export class SimWorld {
           prng: p.fork(),
           members: g.members,
           keys: g.keys,
-          attemptTimeoutMs: 300,
+          attemptTimeoutMs: sporadic ? p.pick([1000, 2500]) : 300,
+          idleRate: sporadic ? 0.6 : 0.02,
           opDeadlineMs: 4000,
         });
         this.clients.push(c);

@@ -70,7 +70,11 @@ export class ReplicaHost implements LogView {
   term = 0;
   private readonly incomingSnaps = new Map<number, KvSnapshot>();
   private readonly pendingWrites = new Map<number, PendingWrite>();
-  private readonly pendingReads = new Map<number, { key: string; reply: (r: ClientReply) => void }>();
+  /** `committedBefore`: the group's highest applied index anywhere when the read arrived. */
+  private readonly pendingReads = new Map<
+    number,
+    { key: string; committedBefore: number; reply: (r: ClientReply) => void }
+  >();
   private nextCtx = 1;
   private checkpointing = false;
   private incarnation = 0;
@@ -171,7 +175,8 @@ export class ReplicaHost implements LogView {
       const ctx = this.nextCtx++;
       const res = r.read(ctx, this.env.monoMs());
       if (!res.ok) reply(errorReply(res.error.code, res.error.detail));
-      else this.pendingReads.set(ctx, { key: req.key, reply });
+      else
+        this.pendingReads.set(ctx, { key: req.key, committedBefore: this.env.checker.committedMax, reply });
     }
     this.drive();
   }
@@ -212,6 +217,7 @@ export class ReplicaHost implements LogView {
         this.sm.appliedIndex >= rs.index,
         `read state ${rs.index} served at applied ${this.sm.appliedIndex}`,
       );
+      this.env.checker.onRead(this.node, this.term, rs.via, this.sm.appliedIndex, p.committedBefore);
       const v = this.sm.get(p.key);
       p.reply(v ? { type: 'value', value: v.value, seq: v.seq } : { type: 'absent' });
     }
@@ -283,7 +289,7 @@ export class ReplicaHost implements LogView {
     for (const e of committed) {
       if (e.index <= this.sm.appliedIndex) continue;
       const res = this.sm.apply(e);
-      this.env.checker.onApply(this.node, e, res);
+      this.env.checker.onApply(this.node, this.term, e, res);
       const p = this.pendingWrites.get(e.index);
       if (p === undefined) continue;
       this.pendingWrites.delete(e.index);

@@ -49,7 +49,11 @@ function termAt(log: LogView, index: number): number | undefined {
 export class GroupChecker {
   private readonly leaders = new Map<number, NodeId>();
   private readonly byIndexTerm = new Map<string, { digest: string; prevTerm: number | undefined }>();
-  private readonly committed = new Map<number, { term: number; digest: string }>();
+  /**
+   * Applied (hence committed) entries. `termBound`: the applier's term when it applied the entry;
+   * the entry was committed in a term <= it, so every leader of a higher term must hold it.
+   */
+  private readonly committed = new Map<number, { term: number; digest: string; termBound: number }>();
   private readonly stateAt = new Map<number, { digest: string; node: NodeId }>();
   private readonly writesApplied = new Map<string, number>();
   private readonly tombstones = new Map<string, { index: number; seq: string }>();
@@ -62,7 +66,10 @@ export class GroupChecker {
     throw new SimViolation(invariant, `group ${this.group}: ${message}`);
   }
 
-  /** At most one leader per term; a new leader holds every committed entry. */
+  /**
+   * At most one leader per term; a new leader holds every entry committed in an earlier term
+   * (a late leader of a stale term need not: it cannot commit anything).
+   */
   onLeader(node: NodeId, term: number, log: LogView): void {
     this.checks++;
     const had = this.leaders.get(term);
@@ -70,7 +77,7 @@ export class GroupChecker {
       this.fail('one-leader-per-term', `nodes ${had} and ${node} lead term ${term}`);
     this.leaders.set(term, node);
     for (const [index, c] of this.committed) {
-      if (index <= log.snapIndex) continue;
+      if (index <= log.snapIndex || c.termBound >= term) continue;
       const t = termAt(log, index);
       if (t !== c.term) {
         this.fail(
@@ -130,19 +137,19 @@ export class GroupChecker {
   }
 
   /** An entry applied by a replica: committed entries never change; a request id writes once. */
-  onApply(node: NodeId, e: Entry, res: ApplyResult): void {
+  onApply(node: NodeId, nodeTerm: number, e: Entry, res: ApplyResult): void {
     this.checks++;
     const digest = entryDigest(e);
     const c = this.committed.get(e.index);
     if (c === undefined) {
-      this.committed.set(e.index, { term: e.term, digest });
+      this.committed.set(e.index, { term: e.term, digest, termBound: nodeTerm });
       if (e.index > this.committedMax) this.committedMax = e.index;
     } else if (c.digest !== digest) {
       this.fail(
         'committed-entry-changed',
         `node ${node} applied ${digest} at index ${e.index}, others ${c.digest}`,
       );
-    }
+    } else if (nodeTerm < c.termBound) c.termBound = nodeTerm;
     const cmd = res.command;
     if (cmd === null || !res.wrote) return;
     const id = `${cmd.client}:${cmd.req}`;
@@ -155,6 +162,17 @@ export class GroupChecker {
       );
     }
     if (cmd.op === 'delete') this.tombstones.set(cmd.key, { index: e.index, seq: seqToHex(e.seq) });
+  }
+
+  /** A linearizable read sees every entry committed (applied anywhere) before it arrived. */
+  onRead(node: NodeId, term: number, via: string, applied: number, committedBefore: number): void {
+    this.checks++;
+    if (applied < committedBefore) {
+      this.fail(
+        'stale-read',
+        `node ${node} (term ${term}) served a ${via} read at applied index ${applied}; index ${committedBefore} was committed before the read arrived`,
+      );
+    }
   }
 
   /** After a batch of applies (or a snapshot install): equal state at equal applied index. */

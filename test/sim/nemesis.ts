@@ -63,7 +63,7 @@ export class Nemesis {
       [3, () => this.crash(1)],
       [1, () => this.crash(2)],
       [2, () => this.pause(false)],
-      [2, () => this.pause(true)],
+      [3, () => this.pause(true)],
       [1, () => this.powerLoss()],
       [2, () => this.clock()],
       [1, () => this.stallDisk()],
@@ -174,12 +174,30 @@ export class Nemesis {
     const up = e.nodes.filter((n) => n.state === 'up');
     const victim = up.find((n) => n.id === leaderId) ?? e.prng.pick(up);
     victim.pause();
-    e.trace(() => `nemesis: pause ${leaderId === victim.id ? 'leader ' : ''}n${victim.id}`);
-    e.schedule(e.prng.int(100, 2500), () => {
+    // A paused leader that is also cut from its peers (but not from clients) comes back deposed
+    // without hearing about it: it must not serve reads from its old lease.
+    const isolate = leaderId === victim.id && e.prng.chance(0.7);
+    const gen = isolate ? ++this.partitionGen : 0;
+    if (isolate) {
+      e.net.heal();
+      e.net.split([victim.id], [...this.ids().filter((x) => x !== victim.id), mmEndpoint]);
+    }
+    e.trace(
+      () =>
+        `nemesis: pause ${leaderId === victim.id ? 'leader ' : ''}n${victim.id}${isolate ? ' and cut it off' : ''}`,
+    );
+    // A leader stays stopped long enough, most of the time, for the others to elect a new one.
+    const ms = leaderId === victim.id ? e.prng.int(700, 3000) : e.prng.int(100, 2500);
+    e.schedule(ms, () => {
       if (victim.state !== 'paused') return;
       e.trace(() => `nemesis: resume n${victim.id}`);
       victim.resume();
     });
+    if (isolate) {
+      e.schedule(ms + e.prng.int(0, 400), () => {
+        if (this.active && gen === this.partitionGen) e.net.heal();
+      });
+    }
   }
 
   private clock(): void {
