@@ -13,10 +13,16 @@ import { parseArgs } from 'node:util';
 import { limits } from '../src/lib/limits.js';
 import { ensureLoadgen, restartEtcd, runLoadgen, startEtcd, stopEtcd } from './etcd/cluster.js';
 import type { Measurement } from './lib/parse.js';
-import { fmtInt, fmtMs, formatTable, ProgressLine } from './lib/report.js';
-import { ensureTable, openClient, resolveToken, unreachableReason, urlDefault } from './lib/tessera.js';
+import { fmtInt, fmtMs, formatTable, ProgressLine } from '../src/bench/report.js';
+import {
+  ensureTable,
+  openClient,
+  resolveToken,
+  unreachableReason,
+  urlDefault,
+} from '../src/bench/tessera.js';
 import { runWrk } from './lib/wrk.js';
-import { runPhase, ycsbDefaults } from './ycsb.js';
+import { runPhase, ycsbDefaults } from '../src/bench/ycsb.js';
 
 interface CompareOptions {
   url: string;

@@ -39,7 +39,7 @@ export const commands: Record<string, CommandEntry> = {
   dev: role('dev [options]            start a local cluster (as npm start)'),
   storage: role('storage [options]        run a storage node'),
   request: role('request [options]        run a request manager'),
-  bench: role('bench [...]              load generator with live progress'),
+  bench: role('bench [...]              load generator with live progress', () => import('../bench/ycsb.js')),
   // `metadata backup|restore FILE` is a client command; `metadata ...` otherwise is the role.
   metadata: {
     usage: 'metadata backup FILE | metadata restore FILE',

@@ -7,7 +7,7 @@ import {
   parseWrkOutput,
   parseWrkRequestsPerSec,
 } from '../../bench/lib/parse.js';
-import { formatTable } from '../../bench/lib/report.js';
+import { formatTable } from '../../src/bench/report.js';
 
 // Real output of wrk 4.1.0 with bench/wrk/tessera.lua (against bench/stub.ts).
 const wrkOutput = `Running 1s test @ http://127.0.0.1:17070

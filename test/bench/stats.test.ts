@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bucketLow, bucketOf, Histogram, histogramBuckets, percentile } from '../../bench/lib/stats.js';
+import { bucketLow, bucketOf, Histogram, histogramBuckets, percentile } from '../../src/bench/stats.js';
 
 describe('percentile (nearest rank)', () => {
   it('picks the nearest-rank sample', () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStub, type Stub } from '../../bench/stub.js';
-import { HttpKvClient, type KvClient, resolveToken, unreachableReason } from '../../bench/lib/tessera.js';
+import { HttpKvClient, type KvClient, resolveToken, unreachableReason } from '../../src/bench/tessera.js';
 import {
   parseYcsbArgs,
   runPhase,
@@ -8,8 +8,8 @@ import {
   ycsbDefaults,
   type YcsbOptions,
   ycsbTable,
-} from '../../bench/ycsb.js';
-import { ProgressLine } from '../../bench/lib/report.js';
+} from '../../src/bench/ycsb.js';
+import { ProgressLine } from '../../src/bench/report.js';
 
 /** An in-memory client that records what it was asked. */
 class MemoryClient implements KvClient {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fnv1a64, keyName, ScrambledZipfian, Uniform, Zipfian, zeta } from '../../bench/lib/zipfian.js';
+import { fnv1a64, keyName, ScrambledZipfian, Uniform, Zipfian, zeta } from '../../src/bench/zipfian.js';
 import { Prng } from '../../src/lib/prng.js';
 
 function counts(draw: () => number, items: number, samples: number): number[] {

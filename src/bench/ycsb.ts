@@ -5,18 +5,18 @@
  * 1, 16, 64, 256 concurrent clients (each one request at a time, back to back). A live progress line
  * on stderr; a final table and, with --json, one JSON line (`"tool":"ycsb","version":1`).
  *
- *   npx tsx bench/ycsb.ts [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
+ *   npx tsx src/bench/ycsb.ts [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
  *     [--clients 1,16,64,256] [--workloads a,b,c] [--dist uniform,zipfian] [--no-load] [--json]
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { limits } from '../src/lib/limits.js';
-import { Prng } from '../src/lib/prng.js';
-import { fmtInt, fmtMs, formatTable, ProgressLine } from './lib/report.js';
-import { Histogram } from './lib/stats.js';
-import { type Distribution, keyChooser, keyName } from './lib/zipfian.js';
+import { limits } from '../lib/limits.js';
+import { Prng } from '../lib/prng.js';
+import { fmtInt, fmtMs, formatTable, ProgressLine } from './report.js';
+import { Histogram } from './stats.js';
+import { type Distribution, keyChooser, keyName } from './zipfian.js';
 import {
   ensureTable,
   type KvClient,
@@ -24,7 +24,7 @@ import {
   resolveToken,
   unreachableReason,
   urlDefault,
-} from './lib/tessera.js';
+} from './tessera.js';
 
 export type Workload = 'a' | 'b' | 'c';
 export const readFractions: Record<Workload | 'load', number> = { load: 0, a: 0.5, b: 0.95, c: 1 };
@@ -280,7 +280,7 @@ export function parseYcsbArgs(
   };
 }
 
-/** `tessera bench` and `npx tsx bench/ycsb.ts`: returns the exit status. */
+/** `tessera bench` and `npx tsx src/bench/ycsb.ts`: returns the exit status. */
 export async function ycsbMain(argv: string[]): Promise<number> {
   const o = parseYcsbArgs(argv);
   const token = resolveToken(o.token, o.dir);

@@ -4,8 +4,8 @@
  * its hot ranks over the key space with FNV-1a, as YCSB's ScrambledZipfianGenerator does. The Go
  * load generator (bench/etcd/loadgen) implements the same formulas so both systems see the same skew.
  */
-import { assert } from '../../src/lib/assert.js';
-import type { Prng } from '../../src/lib/prng.js';
+import { assert } from '../lib/assert.js';
+import type { Prng } from '../lib/prng.js';
 
 export const zipfianThetaDefault = 0.99;
 

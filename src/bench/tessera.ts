@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { limits } from '../../src/lib/limits.js';
+import { limits } from '../lib/limits.js';
 
 export interface KvClient {
   put(table: string, key: string, value: Uint8Array): Promise<void>;

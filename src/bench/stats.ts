@@ -4,7 +4,7 @@
  * 64 sub-buckets per power of two: relative error under 1.6%) so memory stays bounded however long
  * a run lasts.
  */
-import { assert } from '../../src/lib/assert.js';
+import { assert } from '../lib/assert.js';
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   assert(p >= 0 && p <= 100, `bad percentile ${p}`);
