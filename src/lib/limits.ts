@@ -117,4 +117,21 @@ export const limits = {
   hostAppendRetryMinMs: 50,
   hostAppendRetryMaxMs: 1_000,
   hostReadsPendingMax: 100_000,
+
+  // Metadata manager node (src/metadata node, rpc, client) and its control loop
+  /** MM nodes have the fixed ids 1..mmNodeIdMax; the catalog gives other nodes ids above it. */
+  mmNodeIdMax: 15,
+  mmCallDeadlineMs: 10_000,
+  mmCallAttemptMs: 2_000,
+  mmCatalogWaitMaxMs: 1_000,
+  mmRetryBackoffMaxMs: 500,
+  mmCatalogWaitersMax: 10_000,
+  /** The catalog state machine writes its snapshot file after this many applied entries... */
+  mmSnapshotEntries: 1_000,
+  /** ...or this long after the last one, whichever comes first. */
+  mmSnapshotIntervalMs: 10_000,
+  mmControlTickMs: 100,
+  mmCtlCallTimeoutMs: 2_000,
+  mmCtlInflightMax: 256,
+  mmGroupsTargetMax: 10_000,
 } as const;

@@ -18,10 +18,12 @@ import type {
   TokenRecord,
 } from './types.js';
 
-export function emptyState(): CatalogState {
+/** `firstNodeId`: the first id registration gives (the MM passes limits.mmNodeIdMax + 1). */
+export function emptyState(firstNodeId = 1): CatalogState {
+  assert(Number.isInteger(firstNodeId) && firstNodeId >= 1, 'firstNodeId');
   return {
     version: 0,
-    next: { node: 1, group: 1, table: 1, shard: 1, token: 1 },
+    next: { node: firstNodeId, group: 1, table: 1, shard: 1, token: 1 },
     nodes: new Map(),
     groups: new Map(),
     tables: new Map(),
