@@ -66,6 +66,7 @@ function timing(c: ReplicaConfig): Timing {
   };
   assert(t.heartbeatIntervalMs > 0 && t.electionTimeoutMs > t.heartbeatIntervalMs, 'bad timeouts');
   assert(t.leaseDriftMarginMs >= 0 && t.leaseDriftMarginMs < t.electionTimeoutMs, 'bad lease margin');
+  assert(t.directedFallbackMs >= t.electionTimeoutMs, 'directedFallbackMs below the election timeout');
   assert(t.inflightMax >= 1 && t.batchBytesMax >= 1 && t.uncommittedMax >= 1, 'bad limits');
   return t;
 }

@@ -15,6 +15,14 @@ export function campaign(c: Core, minTerm: Term): OpResult {
     return { ok: false, error: new TesseraError('UNAVAILABLE', `replica ${c.id} is not a voter`) };
   }
   if (c.role === 'leader') return { ok: true };
+  if (c.inLeaderLease()) {
+    // It acknowledged a live leader recently (whose lease may rest on that): it must not vote for
+    // itself either. The metadata manager moves a live leader with a leadership transfer.
+    return {
+      ok: false,
+      error: new TesseraError('UNAVAILABLE', `replica ${c.id} still hears from leader ${c.leader}`),
+    };
+  }
   startPreVote(c, toTerm(Math.max(c.term + 1, minTerm)));
   return { ok: true };
 }

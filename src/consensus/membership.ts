@@ -71,7 +71,8 @@ export function restoreMembership(c: Core, meta: SnapshotMeta): void {
   c.ms.membership = meta.membership;
   c.ms.history = [];
   c.ms.pendingIndex = meta.index;
-  c.ms.removed = !meta.membership.voters.includes(c.id) && !meta.membership.learners.includes(c.id);
+  // `removed` changes only with a committed removal of this replica: a snapshot taken before this
+  // replica was added (the leader's applied index may lag its commit) must not disable it.
 }
 
 export function proposeMembership(c: Core, change: MembershipChange, wallNs: bigint): ProposeResult {

@@ -39,6 +39,7 @@ import type {
   ReplicaConfig,
   ReplicaStatus,
   RestoredState,
+  SnapshotMeta,
 } from './types.js';
 
 export class Replica {
@@ -259,6 +260,11 @@ export class Replica {
     c.releaseReads();
   }
 
+  /** The current snapshot / compaction point (the log starts after it), for the driver to persist. */
+  snapshotMeta(): SnapshotMeta {
+    return this.c.log.snap;
+  }
+
   status(): ReplicaStatus {
     const c = this.c;
     const peers = [...c.prs.values()].map((p) => ({
@@ -278,6 +284,7 @@ export class Replica {
       commit: c.log.commit,
       applied: c.log.applied,
       lastIndex: c.log.lastIndex(),
+      lastTerm: c.log.lastTerm(),
       firstIndex: c.log.firstIndex(),
       persistedIndex: c.log.persisted,
       membership: c.ms.membership,

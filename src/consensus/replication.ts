@@ -114,7 +114,7 @@ export function handleAppendResp(c: Core, m: AppendRespMsg): void {
   if (pr === undefined) return;
   pr.lastAckMs = c.nowMs;
   if (m.reject) {
-    if (pr.state === 'replicate' && m.index > pr.match) pr.becomeProbe(pr.match + 1);
+    if (pr.state === 'replicate' && m.index > pr.match) pr.becomeProbe(Math.min(m.index, m.hint + 1));
     else if (pr.state === 'probe' && m.index === pr.next - 1) pr.becomeProbe(Math.min(m.index, m.hint + 1));
     return;
   }

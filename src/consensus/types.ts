@@ -293,6 +293,8 @@ export interface ReplicaStatus {
   readonly commit: LogIndex;
   readonly applied: LogIndex;
   readonly lastIndex: LogIndex;
+  /** With lastIndex: how up-to-date the log is (the metadata manager picks the best candidate). */
+  readonly lastTerm: Term;
   readonly firstIndex: LogIndex;
   readonly persistedIndex: LogIndex;
   readonly membership: Membership;

@@ -48,7 +48,13 @@ describe('elections', () => {
     const c = new Cluster([1, 2, 3]);
     c.elect(1);
     const t = c.node(1).r.status().term;
-    c.node(3).r.campaign(term(0));
+    // The candidate itself still hears from the leader: refused at once.
+    expect(c.node(3).r.campaign(term(0)).ok).toBe(false);
+    // A replica that lost contact campaigns, but the others are sticky.
+    c.isolate(3);
+    c.run(1100);
+    c.heal();
+    expect(c.node(3).r.campaign(term(0)).ok).toBe(true);
     c.run(500);
     expect(c.leader().id).toBe(1);
     for (const id of [1, 2, 3]) expect(c.node(id).r.status().term).toBe(t);

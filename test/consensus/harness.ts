@@ -66,7 +66,7 @@ export class Cluster {
   /** Return true to drop a message. */
   filter: (m: Message) => boolean = () => false;
   readonly membership: Membership;
-  private readonly prng: Prng;
+  readonly prng: Prng;
   readonly opts: ClusterOptions;
 
   constructor(ids: number[], opts: ClusterOptions = {}) {
@@ -192,10 +192,16 @@ export class Cluster {
     if (rd.hardState !== null) d.hardState = rd.hardState;
   }
 
+  /** Random loss, duplication and reordering of deliveries (0 = none). */
+  chaos = { loss: 0, dup: 0, reorder: false };
+
   /** Deliver the queued messages (once), honouring partitions and paused/down nodes. */
   deliver(): boolean {
-    const q = this.queue;
+    let q = this.queue;
     this.queue = [];
+    if (this.chaos.reorder) q = shuffle(q, this.prng);
+    if (this.chaos.loss > 0) q = q.filter(() => !this.prng.chance(this.chaos.loss));
+    if (this.chaos.dup > 0) q = q.flatMap((m) => (this.prng.chance(this.chaos.dup) ? [m, m] : [m]));
     let any = false;
     for (const m of q) {
       const to = this.nodes.get(m.to);
@@ -287,3 +293,12 @@ export class Cluster {
 }
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function shuffle<T>(a: T[], prng: Prng): T[] {
+  const out = a.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = prng.int(0, i);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
