@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryCommand } from '../../src/host/memory-sm.js';
+import type { CommandOutcome } from '../../src/host/types.js';
+import { isTesseraError } from '../../src/lib/errors.js';
+import { type GroupId, nodeId, term } from '../../src/lib/ids.js';
+import { Cluster, members, waitFor } from './harness.js';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+async function put(
+  c: Cluster,
+  g: GroupId,
+  leader: number,
+  pairs: [string, string][],
+): Promise<CommandOutcome<string>[]> {
+  return c.host(leader).propose(
+    g,
+    pairs.map(([k, v]) => memoryCommand(k, v)),
+  );
+}
+
+function allOk(outs: CommandOutcome<string>[]): void {
+  for (const o of outs) expect(o.ok, o.ok ? '' : o.error.message).toBe(true);
+}
+
+/** Waits until every listed node's state machine of g holds the same data as the leader's. */
+async function converged(c: Cluster, g: GroupId, ids: number[], leader: number): Promise<void> {
+  await waitFor(
+    () => {
+      const ref = c.sm(leader, g);
+      return ids.every((id) => {
+        const sm = c.node(id).sms.get(g);
+        return sm !== undefined && sm.applied.index === ref.applied.index && sm.data.size === ref.data.size;
+      });
+    },
+    10_000,
+    `group ${g} to converge`,
+  );
+  const ref = [...c.sm(leader, g).data].sort();
+  for (const id of ids) expect([...c.sm(id, g).data].sort()).toEqual(ref);
+}
+
+describe('group host', () => {
+  it('self mode: elects, proposes, commits everywhere, serves a linearizable read', async () => {
+    const c = (cluster = await Cluster.start(3));
+    const g = await c.addGroup(1, members(1, 2, 3), 'self');
+    const l = await c.leader(g);
+    const outs = await put(c, g, l, [
+      ['a', '1'],
+      ['b', '2'],
+      ['a', '3'],
+    ]);
+    allOk(outs);
+    expect(outs.map((o) => (o.ok ? o.result : '?'))).toEqual(['', '', '1']);
+    const idx = outs.map((o) => (o.ok ? o.index : 0));
+    expect(idx[1]).toBe(idx[0]! + 1);
+    await c.host(l).read(g);
+    expect(c.sm(l, g).data.get('a')).toBe('3');
+    await converged(c, g, [1, 2, 3], l);
+    // A follower refuses with NOT_LEADER and a leader hint.
+    const f = [1, 2, 3].find((i) => i !== l)!;
+    const err = await put(c, g, f, [['x', 'y']]).catch((e: unknown) => e);
+    expect(isTesseraError(err, 'NOT_LEADER')).toBe(true);
+    expect((err as { detail: { leader: number } }).detail.leader).toBe(l);
+    await expect(c.host(f).read(g)).rejects.toMatchObject({ code: 'NOT_LEADER' });
+    expect(c.node(l).registry.expose()).toMatch(/tessera_host_entries_applied_total\{node="\d"\} [1-9]/);
+  });
+
+  it('directed mode: nobody campaigns until told; campaign(minTerm) elects that replica', async () => {
+    const c = (cluster = await Cluster.start(3));
+    const g = await c.addGroup(2, members(1, 2, 3), 'directed');
+    await new Promise((r) => setTimeout(r, 600));
+    expect([1, 2, 3].map((i) => c.host(i).status(g)!.role)).toEqual(['follower', 'follower', 'follower']);
+    const roles: string[] = [];
+    c.host(2).onSoftState((grp, ss) => grp === g && roles.push(ss.role));
+    c.host(2).campaign(g, term(5));
+    expect(await c.leader(g)).toBe(2);
+    expect(c.host(2).status(g)!.term).toBeGreaterThanOrEqual(5);
+    expect(roles).toContain('leader');
+    allOk(await put(c, g, 2, [['k', 'v']]));
+    await converged(c, g, [1, 2, 3], 2);
+    // Leadership transfer to node 3.
+    c.host(2).transferLeadership(g, nodeId(3));
+    await waitFor(() => c.host(3).status(g)?.role === 'leader', 5_000, 'transfer to 3');
+    expect(await c.leader(g)).toBe(3);
+    allOk(await put(c, g, 3, [['k2', 'v2']]));
+    await converged(c, g, [1, 2, 3], 3);
+  });
+});
