@@ -6,8 +6,8 @@
  * (leader 0 = unknown).
  *
  * Authentication: every caller is an authenticated cluster member (it proved the cluster secret).
- * A node that has no id yet connects with the provisional node id 0 and may call ONLY mm.register;
- * it then reconnects with the id it got. MM nodes have the fixed ids 1..mmNodeIdMax (15); the
+ * A node that has no id yet connects with the provisional node id 0xffffffff (`provisionalNodeId`;
+ * 0 is accepted too) and may call ONLY mm.register; it then reconnects with the id it got. MM nodes have the fixed ids 1..mmNodeIdMax (15); the
  * catalog gives storage and request nodes ids from 16, never reused.
  */
 import { Packr } from 'msgpackr';
@@ -16,18 +16,25 @@ import { type GroupId, groupId, type LogIndex, type NodeId, nodeId, type Term } 
 
 export const mmRpcVersion = 1;
 
-/** Transport kinds of the MM's calls (u16; 0x0200..0x02ff belong to the metadata manager). */
+/** The transport identity of a node that has not registered yet (it may only call mm.register). */
+export const provisionalNodeId = 0xffff_ffff as NodeId;
+
+export function isProvisional(id: number): boolean {
+  return id === 0 || id === provisionalNodeId;
+}
+
+/** Transport kinds of the MM's calls (u16; 0x0300..0x03ff belong to the metadata manager). */
 export const MmKind = {
-  register: 0x0201,
-  heartbeat: 0x0202,
-  catalog: 0x0203,
-  createTable: 0x0204,
-  dropTable: 0x0205,
-  describe: 0x0206,
-  cluster: 0x0207,
-  tokens: 0x0208,
-  backup: 0x0209,
-  restore: 0x020a,
+  register: 0x0301,
+  heartbeat: 0x0302,
+  catalog: 0x0303,
+  createTable: 0x0304,
+  dropTable: 0x0305,
+  describe: 0x0306,
+  cluster: 0x0307,
+  tokens: 0x0308,
+  backup: 0x0309,
+  restore: 0x030a,
 } as const;
 export type MmCall = keyof typeof MmKind;
 
@@ -51,31 +58,37 @@ export interface RegisterResponse {
   created: boolean;
 }
 
+/** One hosted replica, as the storage node reports it (the same fields as storage/rpc.ts ReplicaReport). */
 export interface ReplicaState {
   group: GroupId;
   term: Term;
-  role: 'leader' | 'follower' | 'candidate' | 'learner';
-  lastLogIndex: LogIndex;
-  lastLogTerm: Term;
-  commitIndex: LogIndex;
-  appliedIndex: LogIndex;
+  role: 'follower' | 'precandidate' | 'candidate' | 'leader';
+  /** 0 = unknown. */
+  leader: NodeId;
+  lastIndex: LogIndex;
+  lastTerm: Term;
+  commit: LogIndex;
+  applied: LogIndex;
 }
 export interface HeartbeatRequest {
   node: NodeId;
   pid: number;
   address: string;
-  health: { diskOk: boolean; stalled: boolean };
+  /** The node's disk write probe passed. */
+  diskOk: boolean;
+  /** The node's watchdog saw an fsync stall (asks for a deep check). Optional, default false. */
+  stalled?: boolean;
   replicas: ReplicaState[];
 }
-export interface AssignmentMember {
+export interface MemberAddressWire {
   node: NodeId;
-  role: 'voter' | 'learner';
   address: string;
 }
 export interface Assignment {
   group: GroupId;
-  members: AssignmentMember[];
-  electionMode: 'directed' | 'self';
+  membership: { voters: NodeId[]; learners: NodeId[] };
+  addresses: MemberAddressWire[];
+  mode: 'directed' | 'self';
   /** As the catalog knows it (0 = none). */
   leader: NodeId;
   term: Term;
@@ -83,7 +96,7 @@ export interface Assignment {
 export interface HeartbeatResponse {
   /** The node's state in the catalog: 'removed' means stop and never come back under this id. */
   state: 'up' | 'down' | 'spare' | 'removed';
-  /** Every group this node is a member of; a hosted group not listed here must be left. */
+  /** Every group this node is a member of (voter or learner); a hosted group not listed was left. */
   assignments: Assignment[];
   heartbeatIntervalMs: number;
   catalogVersion: number;
@@ -248,13 +261,23 @@ function need(call: string, ok: boolean, what: string): void {
   if (!ok) bad(call, what);
 }
 
+const replicaRoles = ['follower', 'precandidate', 'candidate', 'leader'];
+
 function decodeReplica(call: string, r: unknown): ReplicaState {
   need(call, typeof r === 'object' && r !== null, 'replica');
   const o = r as Record<string, unknown>;
-  need(call, isU32(o.group) && isSafe(o.term) && isSafe(o.lastLogIndex) && isSafe(o.lastLogTerm), 'replica');
-  need(call, isSafe(o.commitIndex) && isSafe(o.appliedIndex), 'replica positions');
-  need(call, ['leader', 'follower', 'candidate', 'learner'].includes(o.role as string), 'replica role');
-  return { ...(o as unknown as ReplicaState), group: groupId(o.group as number) };
+  need(call, isU32(o.group) && isSafe(o.term) && isU32(o.leader) && replicaRoles.includes(o.role as string), 'replica');
+  need(call, isSafe(o.lastIndex) && isSafe(o.lastTerm) && isSafe(o.commit) && isSafe(o.applied), 'replica positions');
+  return {
+    group: groupId(o.group as number),
+    term: o.term as Term,
+    role: o.role as ReplicaState['role'],
+    leader: nodeId(o.leader as number),
+    lastIndex: o.lastIndex as LogIndex,
+    lastTerm: o.lastTerm as Term,
+    commit: o.commit as LogIndex,
+    applied: o.applied as LogIndex,
+  };
 }
 
 /** Decodes and validates a request on the MM side (BAD_REQUEST when malformed). */
@@ -274,16 +297,13 @@ export function decodeMmRequest<C extends MmCall>(call: C, bytes: Uint8Array): M
       break;
     case 'heartbeat':
       need(call, isU32(o.node) && isU32(o.pid) && isStr(o.address, 256), 'node/pid/address');
-      need(call, typeof o.health === 'object' && o.health !== null, 'health');
-      need(call, Array.isArray(o.replicas), 'replicas');
+      need(call, typeof o.diskOk === 'boolean' && Array.isArray(o.replicas), 'diskOk/replicas');
       return {
         node: nodeId(o.node as number),
         pid: o.pid as number,
         address: o.address as string,
-        health: {
-          diskOk: (o.health as Record<string, unknown>).diskOk === true,
-          stalled: (o.health as Record<string, unknown>).stalled === true,
-        },
+        diskOk: o.diskOk === true,
+        stalled: o.stalled === true,
         replicas: (o.replicas as unknown[]).map((r) => decodeReplica(call, r)),
       } as MmCalls[C][0];
     case 'catalog':

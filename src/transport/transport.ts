@@ -298,9 +298,10 @@ export class Transport {
   private onInboundOpen(conn: Connection): void {
     const peer = conn.peer;
     assert(peer !== null, 'open without peer');
-    // A member reconnecting replaces its older (probably half-open) connection. Node id 0 is the
-    // provisional id of members that have not registered yet (several may connect at once).
-    if (peer.nodeId !== 0) for (const old of this.inbound) if (old.peer?.nodeId === peer.nodeId) old.close();
+    // A member reconnecting replaces its older (probably half-open) connection. Ids 0 and 0xffffffff
+    // are provisional ids of members that have not registered yet (several may connect at once).
+    const provisional = peer.nodeId === 0 || peer.nodeId === 0xffff_ffff;
+    if (!provisional) for (const old of this.inbound) if (old.peer?.nodeId === peer.nodeId) old.close();
     this.inbound.add(conn);
     this.log.info('transport member connected', {
       peer: peer.nodeId,
