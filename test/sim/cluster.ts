@@ -164,7 +164,7 @@ export class SimWorld {
     const p = this.prng;
     const count = p.int(5, 7);
     for (let i = 1; i <= count; i++) {
-      const n = new SimNode(nodeId(i), this.queue, () => this.now, p.fork(), { min: 1, max: p.int(2, 10) });
+      const n = new SimNode(nodeId(i), this.queue, () => this.now, p.fork(), { min: 1, max: p.int(2, 25) });
       n.clock.setRate(1 + (p.next() * 2 - 1) * 0.01);
       n.clock.wallOffsetMs = p.int(-3000, 3000);
       n.onStart = () => this.startNodeLoops(n);
@@ -189,7 +189,7 @@ export class SimWorld {
         id,
         members,
         mode,
-        checker: new GroupChecker(id),
+        checker: new GroupChecker(id, (i, t) => this.durableOn(members, id, i, t), Math.floor(size / 2) + 1),
         hosts: [],
         keys: Array.from({ length: keyCount }, (_, k) => `g${id}k${k}`),
       };
@@ -226,7 +226,7 @@ export class SimWorld {
     let next = 1;
     for (const g of this.groups) {
       // Busy clients (back to back, quick retries) and sporadic ones (idle often, patient).
-      const busy = p.int(1, 3);
+      const busy = p.int(2, 5);
       const count = busy + p.int(1, 3);
       for (let i = 0; i < count; i++) {
         const id = next++;
@@ -251,6 +251,18 @@ export class SimWorld {
 
   private hostOf(node: number, group: number): ReplicaHost | undefined {
     return this.nodes[node - 1]?.hosts.find((h) => h.env.group === group);
+  }
+
+  /** How many of `members` hold entry (index, term) of `group` on their synced disk. */
+  private durableOn(members: readonly NodeId[], group: GroupId, index: number, t: number): number {
+    let n = 0;
+    for (const m of members) {
+      const d = this.nodes[m - 1]?.disk.durable.get(group);
+      if (d === undefined) continue;
+      const base = d.snapshot?.meta.index ?? 0;
+      if (index <= base || d.entries[index - base - 1]?.term === t) n++;
+    }
+    return n;
   }
 
   leaderOf(group: number): NodeId | undefined {

@@ -60,7 +60,15 @@ export class GroupChecker {
   committedMax = 0;
   checks = 0;
 
-  constructor(readonly group: GroupId) {}
+  /**
+   * `durableOn(index, term)`: how many voters hold that entry durably (in their synced log or under
+   * their synced snapshot); `quorum`: a majority of voters.
+   */
+  constructor(
+    readonly group: GroupId,
+    private readonly durableOn: (index: number, term: number) => number,
+    private readonly quorum: number,
+  ) {}
 
   private fail(invariant: string, message: string): never {
     throw new SimViolation(invariant, `group ${this.group}: ${message}`);
@@ -143,6 +151,14 @@ export class GroupChecker {
     const c = this.committed.get(e.index);
     if (c === undefined) {
       this.committed.set(e.index, { term: e.term, digest, termBound: nodeTerm });
+      // Committed means durable on a majority: only then may anyone apply it (or answer a client).
+      const copies = this.durableOn(e.index, e.term);
+      if (copies < this.quorum) {
+        this.fail(
+          'commit-not-durable',
+          `entry ${e.index} (term ${e.term}) applied by node ${node} is durable on ${copies} of the voters, quorum ${this.quorum}`,
+        );
+      }
       if (e.index > this.committedMax) this.committedMax = e.index;
     } else if (c.digest !== digest) {
       this.fail(

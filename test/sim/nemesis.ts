@@ -64,7 +64,7 @@ export class Nemesis {
       [1, () => this.crash(2)],
       [2, () => this.pause(false)],
       [3, () => this.pause(true)],
-      [1, () => this.powerLoss()],
+      [2, () => this.powerLoss()],
       [2, () => this.clock()],
       [1, () => this.stallDisk()],
       [1, () => this.lossBurst()],
@@ -145,20 +145,25 @@ export class Nemesis {
     const e = this.env;
     const group = e.prng.pick(e.groups);
     e.trace(() => `nemesis: power loss of every node of g${group}`);
-    for (const id of e.membersOf(group)) {
+    // Machines boot at different speeds; one (often the leader's) takes much longer.
+    const members = e.membersOf(group);
+    const leader = e.leaderOf(group);
+    const slow = leader !== undefined && e.prng.chance(0.8) ? leader : e.prng.pick(members);
+    for (const id of members) {
       const n = e.nodes.find((x) => x.id === id);
-      if (n?.state === 'up') this.crashOne(n);
+      const delay = id === slow ? e.prng.int(1500, 5000) : e.prng.int(50, 1000);
+      if (n?.state === 'up') this.crashOne(n, delay);
     }
   }
 
-  private crashOne(victim: SimNode): void {
+  private crashOne(victim: SimNode, restartMs = this.env.prng.int(50, 3000)): void {
     const e = this.env;
     const r = victim.crash(e.prng);
     e.trace(
       () =>
         `nemesis: crash n${victim.id} (unsynced writes kept ${r.kept}, lost ${r.lost}${r.torn ? ', torn' : ''})`,
     );
-    e.schedule(e.prng.int(50, 3000), () => {
+    e.schedule(restartMs, () => {
       if (victim.state !== 'down') return;
       victim.restart();
       e.trace(() => `nemesis: restart n${victim.id}`);
