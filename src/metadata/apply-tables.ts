@@ -160,12 +160,15 @@ export function createToken(s: CatalogState, c: Cmd<'createToken'>): Applied<'cr
     'secretHash is sha256 hex',
   );
   check(typeof c.readOnly === 'boolean', 'BAD_REQUEST', 'readOnly is a boolean');
+  const admin = c.admin === true;
+  check(c.admin === undefined || typeof c.admin === 'boolean', 'BAD_REQUEST', 'admin is a boolean');
+  check(!(admin && (c.readOnly || c.table !== null)), 'BAD_REQUEST', 'an admin token is read-write, all tables');
   check(c.table === null || isValidTableName(c.table), 'INVALID_TABLE_NAME', 'bad table name for the token');
   check(isTimeMs(c.atMs), 'BAD_REQUEST', 'atMs must be a non-negative integer');
   for (const t of s.tokens.values()) {
     if (t.secretHash !== c.secretHash) continue;
     // A retry of the same creation answers the same id; another token with this secret is refused.
-    const same = t.readOnly === c.readOnly && t.table === c.table;
+    const same = t.readOnly === c.readOnly && t.table === c.table && t.admin === admin;
     check(same, 'BAD_REQUEST', 'another token has this secret');
     return { changed: false, value: { token: t.id } };
   }
@@ -178,6 +181,7 @@ export function createToken(s: CatalogState, c: Cmd<'createToken'>): Applied<'cr
     readOnly: c.readOnly,
     table: c.table,
     createdAtMs: c.atMs,
+    admin,
   });
   return { changed: true, value: { token: id } };
 }

@@ -81,6 +81,8 @@ export function encodeSnapshot(s: CatalogState): Uint8Array {
       readOnly: t.readOnly,
       table: t.table,
       createdAtMs: t.createdAtMs,
+      // Written only when true, so catalogs without admin tokens keep their v1 bytes.
+      ...(t.admin ? { admin: true } : {}),
     })),
   };
   return new TextEncoder().encode(JSON.stringify(doc));
@@ -171,12 +173,14 @@ function readShard(o: Json): ShardRecord {
 function readToken(o: Json): TokenRecord {
   need(isU32(o.id) && isStr(o.secretHash) && typeof o.readOnly === 'boolean', 'token');
   need((o.table === null || isStr(o.table)) && isTimeMs(o.createdAtMs), 'token fields');
+  need(o.admin === undefined || o.admin === true, 'token admin flag');
   return {
     id: o.id,
     secretHash: o.secretHash,
     readOnly: o.readOnly,
     table: o.table as string | null,
     createdAtMs: o.createdAtMs,
+    admin: o.admin === true,
   };
 }
 

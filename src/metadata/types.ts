@@ -77,6 +77,8 @@ export interface TokenRecord {
   /** Restricts the token to one table; null = all tables. */
   readonly table: string | null;
   readonly createdAtMs: number;
+  /** May administer the cluster (tables, tokens, backup); implies read-write on all tables. */
+  readonly admin: boolean;
 }
 
 export interface NextIds {
@@ -131,7 +133,15 @@ export type CatalogCommand =
   | { type: 'finishDropTable'; table: TableId }
   | { type: 'splitShard'; shard: ShardId; key: Uint8Array; targetGroup: GroupId }
   | { type: 'moveShard'; shard: ShardId; targetGroup: GroupId }
-  | { type: 'createToken'; secretHash: string; readOnly: boolean; table: string | null; atMs: number }
+  | {
+      type: 'createToken';
+      secretHash: string;
+      readOnly: boolean;
+      table: string | null;
+      atMs: number;
+      /** Default false. */
+      admin?: boolean | undefined;
+    }
   | { type: 'revokeToken'; token: TokenId };
 
 export type CommandType = CatalogCommand['type'];

@@ -142,8 +142,10 @@ describe('tokens', () => {
       readOnly: true,
       table: 'T',
       createdAtMs: 3,
+      admin: false,
     });
     refused(c, { ...cmd, readOnly: false }, 'BAD_REQUEST');
+    refused(c, { ...cmd, secretHash: hash('z'), admin: true }, 'BAD_REQUEST');
     expect(ok(c, { ...cmd, secretHash: hash('b'), table: null }).token).toBe(2);
     ok(c, { type: 'revokeToken', token: 1 });
     expect(c.tokenByHash(hash('a'))).toBeUndefined();
