@@ -147,8 +147,12 @@ export interface RequestBackend {
 
   cluster(): Promise<ClusterView>;
 
-  /** Stores the record (the caller generated the secret and hashed it). */
-  createToken(record: TokenRecord): Promise<void>;
+  /**
+   * Stores the record (the caller generated the secret and hashed it). May answer the record as
+   * stored when the catalog assigns its own id (then that id is the one shown and revoked).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: backends that keep the record as given answer nothing
+  createToken(record: TokenRecord): Promise<TokenRecord | undefined | void>;
   listTokens(): Promise<TokenRecord[]>;
   /** TOKEN_NOT_FOUND. */
   revokeToken(id: string): Promise<void>;

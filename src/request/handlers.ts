@@ -172,8 +172,8 @@ export const createToken: Handler = async (ctx, body) => {
   const existing = await ctx.backend.listTokens();
   if (existing.length >= limits.tokenRecordsMax)
     throw new TesseraError('BAD_REQUEST', `at most ${limits.tokenRecordsMax} tokens; revoke some first`);
-  const { secret, record } = newToken(role as TokenRole, table);
-  await ctx.backend.createToken(record);
+  const { secret, record: asked } = newToken(role as TokenRole, table);
+  const record = (await ctx.backend.createToken(asked)) ?? asked;
   return json(201, { id: record.id, token: secret, role: record.role, table, created_at: record.createdAt });
 };
 
