@@ -120,11 +120,8 @@ export class RaftLog {
   /** `force`: only under the planted bug 'accept-stale-term-append' (committed entries may go). */
   private truncateFrom(i: number, force = false): void {
     assert(i > this.snap.index, 'truncating below the snapshot');
-    if (force && i <= this.commit) {
-      this.commit = (i - 1) as LogIndex;
-      this.handedOut = Math.min(this.handedOut, i - 1) as LogIndex;
-      this.applied = Math.min(this.applied, i - 1) as LogIndex;
-    }
+    // The state machine keeps what it applied (the checker sees the committed entry change).
+    if (force && i <= this.commit) this.commit = (i - 1) as LogIndex;
     assert(i > this.commit, `truncating committed entry ${i} (commit ${this.commit})`);
     const removed = this.entries.splice(i - this.snap.index - 1);
     let start = 0;
