@@ -79,6 +79,7 @@ export class ReplicaHost implements LogView {
   private checkpointing = false;
   private incarnation = 0;
   private driving = false;
+  private staleAppend: Message | null = null;
 
   constructor(readonly env: HostEnv) {
     this.sm = new KvStateMachine(env.dedupDisabled);
@@ -151,8 +152,12 @@ export class ReplicaHost implements LogView {
       if (snap === undefined) return;
       this.incomingSnaps.set(msg.meta.index, snap);
     }
+    // Split brain: entries from a leader of an older term must never be accepted (checked on the
+    // Ready that follows).
+    this.staleAppend = msg.type === 'append' && msg.term < this.term && msg.entries.length > 0 ? msg : null;
     this.replica.step(msg);
     this.drive();
+    this.staleAppend = null;
   }
 
   campaign(minTerm: Term): void {
@@ -197,6 +202,11 @@ export class ReplicaHost implements LogView {
 
   private handle(rd: Ready): void {
     const r = this.replica!;
+    if (this.staleAppend !== null) {
+      const m = this.staleAppend;
+      this.staleAppend = null;
+      this.env.checker.onStaleAppend(this.node, this.term, m.term, m.from, rd.entries.length);
+    }
     for (const m of rd.messages) this.sendOne(r, m);
     this.persist(rd);
     if (rd.softState) {

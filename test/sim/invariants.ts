@@ -180,6 +180,17 @@ export class GroupChecker {
     if (cmd.op === 'delete') this.tombstones.set(cmd.key, { index: e.index, seq: seqToHex(e.seq) });
   }
 
+  /** A replica at term `term` stepped an append of an older term: it must not take its entries. */
+  onStaleAppend(node: NodeId, term: number, msgTerm: number, from: NodeId, entries: number): void {
+    this.checks++;
+    if (entries > 0) {
+      this.fail(
+        'stale-term-append',
+        `node ${node} at term ${term} accepted ${entries} entries from node ${from}'s term ${msgTerm} append`,
+      );
+    }
+  }
+
   /** A linearizable read sees every entry committed (applied anywhere) before it arrived. */
   onRead(node: NodeId, term: number, via: string, applied: number, committedBefore: number): void {
     this.checks++;

@@ -15,6 +15,9 @@ export interface NetProfile {
   /** Probability of an extra long delay (reordering, slow links). */
   slowRate: number;
   slowMsMax: number;
+  /** Probability of a message stuck for 0.5 s up to `stuckMsMax`. */
+  stuckRate: number;
+  stuckMsMax: number;
   lossRate: number;
   dupRate: number;
 }
@@ -72,6 +75,8 @@ export class SimNet {
     for (let i = 0; i < copies; i++) {
       let delay = this.prng.int(p.delayMsMin, p.delayMsMax);
       if (!this.calm && this.prng.chance(p.slowRate)) delay += this.prng.int(0, p.slowMsMax);
+      // A long tail: a message stuck in a queue arrives long after newer ones (stale terms).
+      if (!this.calm && this.prng.chance(p.stuckRate)) delay += this.prng.int(500, p.stuckMsMax);
       this.schedule(delay, () => {
         // A partition that appeared while the message was in flight drops it too.
         if (!this.isBlocked(from, to)) deliver();
