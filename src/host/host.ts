@@ -14,7 +14,7 @@ import { limits } from '../lib/limits.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { defaultRegistry } from '../lib/metrics.js';
 import { type Log, type LogRecord, openLog } from '../log/log.js';
-import type { PeerIdentity, Transport } from '../transport/index.js';
+import type { PeerIdentity } from '../transport/index.js';
 import { systemClock } from './clock.js';
 import { Descriptors, initialSnapshot } from './descriptor.js';
 import type { HostedGroup } from './group.js';
@@ -376,9 +376,9 @@ export class GroupHost<R> implements GroupHostApi<R> {
     hg.descriptor = { ...hg.descriptor, installing: meta };
     await this.descriptors.write(hg.descriptor);
     await hg.sm.install(meta, iterate(staged.chunks));
+    this.metrics.snapshotsInstalled.inc();
     hg.descriptor = { ...hg.descriptor, snapshot: meta, installing: null };
     await this.descriptors.write(hg.descriptor);
-    this.metrics.snapshotsInstalled.inc();
     await this.appendDurable(readyRecords(hg.id, rd));
     await this.finish(hg, rd, captures);
   }
