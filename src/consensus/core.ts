@@ -107,7 +107,6 @@ export class Core {
   prs = new Map<NodeId, Progress>();
   leaderSinceMs = 0;
   lastHeartbeatMs = 0;
-  lastCheckQuorumMs = 0;
   transfer: { to: NodeId; deadlineMs: number; sent: boolean } | null = null;
   reads: ReadTracker;
 
@@ -257,7 +256,6 @@ export class Core {
     this.leader = this.id;
     this.votes.clear();
     this.leaderSinceMs = this.nowMs;
-    this.lastCheckQuorumMs = this.nowMs;
     this.lastHeartbeatMs = -Infinity;
     this.transfer = null;
     this.reads = newReadTracker();

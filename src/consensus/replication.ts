@@ -146,29 +146,27 @@ export function handleHeartbeatResp(c: Core, m: HeartbeatRespMsg): void {
   pr.matchAtLastHeartbeat = pr.match;
 }
 
-/** Leader timers: heartbeat rounds, check-quorum, transfer deadline, fsync stall. */
+/** Check-quorum: a majority of voters (itself included) was heard from within the election timeout. */
+function quorumActive(c: Core): boolean {
+  const since = c.nowMs - c.t.electionTimeoutMs;
+  let active = 0;
+  for (const v of c.voters()) {
+    if (v === c.id || (c.prs.get(v)?.lastAckMs ?? -Infinity) > since) active++;
+  }
+  return active >= quorumSize(c.voters().length);
+}
+
+/** Leader timers (every tick): check-quorum, fsync stall, transfer deadline, heartbeat rounds. */
 export function tickLeader(c: Core): void {
   if (c.role !== 'leader') return;
-  const now = c.nowMs;
-  const et = c.t.electionTimeoutMs;
-  {
-    // Check-quorum, every tick: a majority of voters was heard from within the election timeout.
-    let active = 0;
-    for (const v of c.voters()) {
-      if (v === c.id || (c.prs.get(v)?.lastAckMs ?? -Infinity) > now - et) active++;
-    }
-    if (active < quorumSize(c.voters().length)) {
-      c.becomeFollower(c.term, 0 as NodeId);
-      return;
-    }
-  }
   const oldest = c.unpersisted[0];
-  if (oldest !== undefined && now - oldest.ms > c.t.fsyncStallMaxMs) {
+  const stalled = oldest !== undefined && c.nowMs - oldest.ms > c.t.fsyncStallMaxMs;
+  if (!quorumActive(c) || stalled) {
     c.becomeFollower(c.term, 0 as NodeId);
     return;
   }
-  if (c.transfer !== null && now >= c.transfer.deadlineMs) c.transfer = null;
-  if (now - c.lastHeartbeatMs >= c.t.heartbeatIntervalMs) startRound(c);
+  if (c.transfer !== null && c.nowMs >= c.transfer.deadlineMs) c.transfer = null;
+  if (c.nowMs - c.lastHeartbeatMs >= c.t.heartbeatIntervalMs) startRound(c);
 }
 
 // ---------------------------------------------------------------------------------------------
