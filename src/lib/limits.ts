@@ -134,4 +134,10 @@ export const limits = {
   mmCtlCallTimeoutMs: 2_000,
   mmCtlInflightMax: 256,
   mmGroupsTargetMax: 10_000,
+
+  // Storage node (src/storage)
+  /** kv.* requests in flight on one storage node (past it: TOO_MANY_REQUESTS). */
+  storageInflightMax: 20_000,
+  /** Replicas a storage node offers to host (its capacity at registration). */
+  storageReplicasMax: 1_000,
 } as const;
