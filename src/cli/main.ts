@@ -36,9 +36,9 @@ const metadataRole = role('metadata [options]       run a metadata manager node'
 
 export const commands: Record<string, CommandEntry> = {
   // Roles (real processes). Wire each to its module, e.g. load: () => import('../dev/main.js').
-  dev: role('dev [options]            start a local cluster (as npm start)'),
+  dev: role('dev [options]            start a local cluster (as npm start)', () => import('./dev.js')),
   storage: role('storage [options]        run a storage node'),
-  request: role('request [options]        run a request manager'),
+  request: role('request [options]        run a request manager', () => import('../request/node.js')),
   bench: role('bench [...]              load generator with live progress', () => import('../bench/ycsb.js')),
   // `metadata backup|restore FILE` is a client command; `metadata ...` otherwise is the role.
   metadata: {
@@ -90,6 +90,20 @@ export async function main(argv: string[]): Promise<number> {
   return entry.run(rest);
 }
 
+/**
+ * A child of `tessera dev` runs in its own process group (a terminal's Ctrl-C goes to the
+ * supervisor only, which stops the children in order); if the supervisor vanishes (kill -9), the
+ * child stops itself with SIGTERM instead of living on as an orphan.
+ */
+function watchDevParent(): void {
+  const parent = Number(process.env.TESSERA_DEV_PARENT_PID ?? 0);
+  if (!Number.isInteger(parent) || parent <= 0) return;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
+  }, 1_000).unref();
+}
+
+watchDevParent();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
