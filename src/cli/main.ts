@@ -37,7 +37,7 @@ const metadataRole = role('metadata [options]       run a metadata manager node'
 export const commands: Record<string, CommandEntry> = {
   // Roles (real processes). Wire each to its module, e.g. load: () => import('../dev/main.js').
   dev: role('dev [options]            start a local cluster (as npm start)', () => import('./dev.js')),
-  storage: role('storage [options]        run a storage node'),
+  storage: role('storage [options]        run a storage node', () => import('../storage/main.js')),
   request: role('request [options]        run a request manager', () => import('../request/node.js')),
   bench: role('bench [...]              load generator with live progress', () => import('../bench/ycsb.js')),
   // `metadata backup|restore FILE` is a client command; `metadata ...` otherwise is the role.

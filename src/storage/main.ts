@@ -1,0 +1,73 @@
+/**
+ * `tessera storage --dir D --listen HOST:PORT --mm ID=HOST:PORT,... [--advertise HOST:PORT]
+ * [--secret FILE] [--heartbeat-ms N]`: runs one storage node until SIGTERM / SIGINT.
+ * The cluster secret: --secret, else D/../cluster.secret (the dev dir), else D/cluster.secret.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { flagString, parseArgs, UsageError } from '../cli/args.js';
+import { type NodeId, nodeId } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { createLogger } from '../lib/log.js';
+import type { PeerAddress } from '../transport/index.js';
+import { loadClusterSecret } from '../transport/secret.js';
+import { parseAddress, StorageNode } from './node.js';
+
+const usage =
+  'storage --dir DIR --listen HOST:PORT --mm ID=HOST:PORT,... [--advertise HOST:PORT] [--secret FILE] [--heartbeat-ms N]';
+
+function secretPath(dir: string, flag: string | undefined): string {
+  if (flag !== undefined) return flag;
+  const up = path.join(dir, '..', 'cluster.secret');
+  return existsSync(up) ? up : path.join(dir, 'cluster.secret');
+}
+
+/** `1=127.0.0.1:7001,2=...` -> MM node id -> address. */
+export function parseMembers(s: string): Map<NodeId, PeerAddress> {
+  const out = new Map<NodeId, PeerAddress>();
+  for (const part of s.split(',')) {
+    const m = /^(\d+)=(.+)$/.exec(part.trim());
+    const addr = m?.[2] === undefined ? null : parseAddress(m[2]);
+    const id = Number(m?.[1]);
+    if (m === null || addr === null || !Number.isInteger(id) || id < 1 || id > limits.mmNodeIdMax)
+      throw new UsageError(`bad --mm entry ${part} (expected ID=HOST:PORT, ID 1..${limits.mmNodeIdMax})`);
+    out.set(nodeId(id), addr);
+  }
+  if (out.size === 0) throw new UsageError('--mm needs at least one member');
+  return out;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const p = parseArgs(args, ['dir', 'listen', 'mm', 'advertise', 'secret', 'heartbeat-ms'], []);
+  const dir = flagString(p, 'dir');
+  const listen = parseAddress(flagString(p, 'listen') ?? '');
+  const mmFlag = flagString(p, 'mm');
+  if (dir === undefined || listen === null || mmFlag === undefined || p.positional.length > 0)
+    throw new UsageError(`usage: tessera ${usage}`);
+  const hb = flagString(p, 'heartbeat-ms');
+  const heartbeatIntervalMs = hb === undefined ? undefined : Number(hb);
+  if (
+    heartbeatIntervalMs !== undefined &&
+    !(Number.isInteger(heartbeatIntervalMs) && heartbeatIntervalMs > 0)
+  )
+    throw new UsageError('--heartbeat-ms must be a positive integer');
+  const log = createLogger('storage');
+  const node = await StorageNode.start({
+    dir,
+    listen,
+    secret: loadClusterSecret(secretPath(dir, flagString(p, 'secret'))),
+    mm: parseMembers(mmFlag),
+    logger: log,
+    allowFaultAdmin: process.env.TESSERA_FAULT_ADMIN === '1',
+    ...(flagString(p, 'advertise') === undefined ? {} : { advertise: flagString(p, 'advertise') as string }),
+    ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
+  });
+  const removed = await new Promise<boolean>((resolve) => {
+    process.once('SIGTERM', () => resolve(false));
+    process.once('SIGINT', () => resolve(false));
+    void node.whenRemoved().then(() => resolve(true));
+  });
+  log.info('storage node stopping', { node: node.id });
+  await node.close();
+  return removed ? 3 : 0;
+}

@@ -1,0 +1,332 @@
+/**
+ * The storage node: a GroupHost over the key-value state machine and the node's two engine
+ * instances, the request RPC (kv.*) and control RPC (ctl.*) (node-rpc.ts), registration with the
+ * metadata manager (node id kept in DIR/node.json, never reused) and heartbeats whose answers say
+ * which groups to host. See docs/storage.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { ElectionMode, Membership } from '../consensus/types.js';
+import { type Engine, type EngineKind, openEngine } from '../engine/index.js';
+import { GroupHost, type ReplicaTiming } from '../host/index.js';
+import { isTesseraError, TesseraError } from '../lib/errors.js';
+import type { GroupId, NodeId } from '../lib/ids.js';
+import { nodeId as toNodeId } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { MmClient } from '../metadata/client.js';
+import { type Assignment, provisionalNodeId } from '../metadata/rpc.js';
+import { type PeerAddress, Transport } from '../transport/index.js';
+import { type KvResult, KvStateMachine } from './kv-sm.js';
+import { registerHandlers } from './node-rpc.js';
+import type { MemberAddress, ReplicaReport } from './rpc.js';
+
+export interface StorageNodeOptions {
+  readonly dir: string;
+  readonly listen: PeerAddress;
+  /** Address other members use (default: the listen address). */
+  readonly advertise?: string;
+  readonly secret: Uint8Array;
+  /** MM nodes (fixed ids). Empty: no registration nor heartbeats (tests drive ctl.* directly). */
+  readonly mm: ReadonlyMap<NodeId, PeerAddress>;
+  /** Use this id instead of registering (tests without an MM). */
+  readonly nodeId?: NodeId;
+  readonly heartbeatIntervalMs?: number;
+  readonly timing?: ReplicaTiming;
+  readonly tickIntervalMs?: number;
+  readonly allowFaultAdmin?: boolean;
+  readonly logger?: Logger;
+  /** Bound on kv.* requests in flight on this node (limits.storageInflightMax). */
+  readonly inflightMax?: number;
+}
+
+interface NodeFile {
+  version: 1;
+  node: number | null;
+  key: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fmt = (a: PeerAddress): string => `${a.host}:${a.port}`;
+
+export function parseAddress(s: string): PeerAddress | null {
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  if (m === null) return null;
+  const port = Number(m[2]);
+  return port > 65535 ? null : { host: m[1] as string, port };
+}
+
+function loadNodeFile(dir: string): NodeFile {
+  const file = path.join(dir, 'node.json');
+  if (existsSync(file)) {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as NodeFile;
+    if (j.version !== 1 || typeof j.key !== 'string')
+      throw new TesseraError('CORRUPTION', `${file}: not format v1`);
+    return j;
+  }
+  const fresh: NodeFile = { version: 1, node: null, key: randomBytes(16).toString('hex') };
+  saveNodeFile(dir, fresh);
+  return fresh;
+}
+
+function saveNodeFile(dir: string, f: NodeFile): void {
+  const file = path.join(dir, 'node.json');
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(f)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+export class StorageNode {
+  readonly log: Logger;
+  /** Node id -> "host:port" of every member of the groups hosted here. */
+  readonly addresses = new Map<NodeId, string>();
+  diskOk = true;
+  /** kv.* requests in flight. */
+  inflight = 0;
+  readonly inflightMax: number;
+  private mmClient: MmClient | null = null;
+  private readonly missing = new Map<GroupId, number>();
+  private heartbeatLoop: Promise<void> | null = null;
+  private closed = false;
+  private stopWaiters: (() => void)[] = [];
+
+  private constructor(
+    readonly id: NodeId,
+    readonly address: string,
+    readonly transport: Transport,
+    readonly host: GroupHost<KvResult>,
+    readonly engines: ReadonlyMap<EngineKind, Engine>,
+    private readonly opts: StorageNodeOptions,
+    log: Logger,
+  ) {
+    this.log = log;
+    this.inflightMax = opts.inflightMax ?? limits.storageInflightMax;
+  }
+
+  static async start(opts: StorageNodeOptions): Promise<StorageNode> {
+    mkdirSync(opts.dir, { recursive: true });
+    const log = opts.logger ?? createLogger('storage');
+    const address = opts.advertise ?? fmt(opts.listen);
+    const id = opts.nodeId ?? (await register(opts, address, log));
+    const transport = await Transport.start({
+      self: { nodeId: id, role: 'storage' },
+      secret: opts.secret,
+      listen: opts.listen,
+      allowFaultAdmin: opts.allowFaultAdmin ?? false,
+      log,
+    });
+    const engines = new Map<EngineKind, Engine>();
+    let host: GroupHost<KvResult> | undefined;
+    try {
+      for (const kind of ['btree', 'lsm'] as const)
+        engines.set(kind, await openEngine(kind, path.join(opts.dir, 'engines', kind)));
+      host = await GroupHost.open<KvResult>({
+        nodeId: id,
+        dir: path.join(opts.dir, 'host'),
+        transport,
+        stateMachines: (g) => KvStateMachine.open(g, engines),
+        logger: log,
+        ...(opts.timing === undefined ? {} : { timing: opts.timing }),
+        ...(opts.tickIntervalMs === undefined ? {} : { tickIntervalMs: opts.tickIntervalMs }),
+      });
+    } catch (e) {
+      for (const en of engines.values()) await en.close();
+      await transport.close();
+      throw e;
+    }
+    const bound = transport.address;
+    const node = new StorageNode(
+      id,
+      opts.advertise ?? (bound ? fmt(bound) : address),
+      transport,
+      host,
+      engines,
+      opts,
+      log,
+    );
+    registerHandlers(node);
+    await node.probeDisk();
+    if (opts.mm.size > 0) {
+      node.mmClient = new MmClient({ transport, members: opts.mm });
+      node.heartbeatLoop = node.heartbeats();
+    }
+    log.info('storage node started', { node: id, address: node.address, groups: host.groups() });
+    return node;
+  }
+
+  /** Hosts a group (idempotent) and learns its members' addresses. */
+  async hostGroup(
+    group: GroupId,
+    membership: Membership,
+    addresses: readonly MemberAddress[],
+    mode: ElectionMode,
+  ): Promise<void> {
+    this.learnAddresses(addresses);
+    this.missing.delete(group);
+    await this.host.addGroup(group, { membership, electionMode: mode });
+  }
+
+  learnAddresses(addresses: readonly MemberAddress[]): void {
+    for (const a of addresses) {
+      if (a.node === this.id || this.addresses.get(a.node) === a.address) continue;
+      const addr = parseAddress(a.address);
+      if (addr === null) continue;
+      this.addresses.set(a.node, a.address);
+      this.transport.setPeer(a.node, addr);
+    }
+  }
+
+  async dropGroup(group: GroupId): Promise<void> {
+    await this.host.removeGroup(group);
+  }
+
+  /** The per-replica part of heartbeats and ctl.status. */
+  replicas(): ReplicaReport[] {
+    const out: ReplicaReport[] = [];
+    for (const g of this.host.groups()) {
+      const s = this.host.status(g);
+      if (s === undefined) continue;
+      out.push({
+        group: g,
+        term: s.term,
+        role: s.role,
+        leader: s.leader,
+        lastIndex: s.lastIndex,
+        lastTerm: s.lastTerm,
+        commit: s.commit,
+        applied: s.applied,
+      });
+    }
+    return out;
+  }
+
+  /** Disk write probe: a small file written and fsynced in DIR. Sets `diskOk`. */
+  async probeDisk(): Promise<boolean> {
+    const file = path.join(this.opts.dir, 'probe.tmp');
+    try {
+      const fh = await open(file, 'w');
+      try {
+        await fh.writeFile(randomBytes(64));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rm(file, { force: true });
+      this.diskOk = true;
+    } catch (e) {
+      if (this.diskOk) this.log.warn('disk probe failed', { error: (e as Error).message });
+      this.diskOk = false;
+    }
+    return this.diskOk;
+  }
+
+  private async heartbeats(): Promise<void> {
+    let interval = this.opts.heartbeatIntervalMs ?? limits.heartbeatIntervalMs;
+    while (!this.closed) {
+      const started = Date.now();
+      try {
+        await this.probeDisk();
+        const res = await (this.mmClient as MmClient).call(
+          'heartbeat',
+          {
+            node: this.id,
+            pid: process.pid,
+            address: this.address,
+            diskOk: this.diskOk,
+            replicas: this.replicas(),
+          },
+          Math.max(interval * 2, 1000),
+        );
+        if (this.closed) break;
+        if (res.state === 'removed') {
+          this.log.error('this node was removed from the cluster; stopping', { node: this.id });
+          for (const w of this.stopWaiters) w();
+          break;
+        }
+        if (res.heartbeatIntervalMs > 0 && this.opts.heartbeatIntervalMs === undefined)
+          interval = res.heartbeatIntervalMs;
+        await this.applyAssignments(res.assignments);
+      } catch (e) {
+        if (this.closed) break;
+        if (!isTesseraError(e)) throw e;
+        this.log.debug('heartbeat failed', { code: e.code });
+      }
+      await sleep(Math.max(0, interval - (Date.now() - started)));
+    }
+  }
+
+  /** Hosts every assigned group; drops a hosted group absent from two answers in a row. */
+  async applyAssignments(assignments: readonly Assignment[]): Promise<void> {
+    const assigned = new Set<GroupId>();
+    for (const a of assignments) {
+      assigned.add(a.group);
+      try {
+        await this.hostGroup(a.group, a.membership, a.addresses, a.mode);
+      } catch (e) {
+        if (!isTesseraError(e)) throw e;
+        this.log.warn('could not host group', { group: a.group, code: e.code });
+      }
+    }
+    for (const g of this.host.groups()) {
+      if (assigned.has(g)) continue;
+      const n = (this.missing.get(g) ?? 0) + 1;
+      this.missing.set(g, n);
+      if (n < 2) continue;
+      this.missing.delete(g);
+      this.log.info('group no longer assigned: removing the replica', { group: g });
+      await this.host.removeGroup(g);
+    }
+  }
+
+  /** Resolves when the MM says this node was removed. */
+  whenRemoved(): Promise<void> {
+    return new Promise((resolve) => this.stopWaiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.heartbeatLoop?.catch(() => undefined);
+    await this.host.close();
+    for (const e of this.engines.values()) await e.close();
+    await this.transport.close();
+  }
+}
+
+/** The node id: from DIR/node.json, else registered with the MM (provisional identity) and saved. */
+async function register(opts: StorageNodeOptions, address: string, log: Logger): Promise<NodeId> {
+  const file = loadNodeFile(opts.dir);
+  if (file.node !== null) return toNodeId(file.node);
+  if (opts.mm.size === 0)
+    throw new TesseraError('UNAVAILABLE', 'no node id and no metadata manager to register with');
+  const t = await Transport.start({
+    self: { nodeId: provisionalNodeId, role: 'storage' },
+    secret: opts.secret,
+    log,
+  });
+  try {
+    const mm = new MmClient({ transport: t, members: opts.mm });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await mm.call('register', {
+          role: 'storage',
+          nodeKey: file.key,
+          address,
+          pid: process.pid,
+          capacity: { replicasMax: limits.storageReplicasMax, diskBytes: 0 },
+        });
+        saveNodeFile(opts.dir, { ...file, node: res.node });
+        log.info('registered with the metadata manager', { node: res.node });
+        return res.node;
+      } catch (e) {
+        if (!isTesseraError(e) || e.code === 'NODE_REMOVED' || e.code === 'BAD_REQUEST') throw e;
+        if (attempt === 1 || attempt % 10 === 0)
+          log.info('waiting for the metadata manager', { code: e.code });
+        await sleep(Math.min(1_000, 100 * attempt));
+      }
+    }
+  } finally {
+    await t.close();
+  }
+}
