@@ -70,6 +70,22 @@ describe('membership changes', () => {
     expect(c.node(2).r.status().membership.voters).toEqual([2, 3]);
   });
 
+  it('a learner neither votes nor campaigns', () => {
+    const c = new Cluster([1, 2, 3], { learners: [4] });
+    c.elect(1);
+    c.propose(1, 'a');
+    c.run(100);
+    expect(c.values(4)).toEqual(['a']);
+    expect(c.node(4).r.campaign(term(0)).ok).toBe(false);
+    c.node(1).down = true;
+    c.node(2).down = true;
+    c.run(1100);
+    // 3 needs 2 votes of 3 voters; the learner's does not count.
+    c.node(3).r.campaign(term(0));
+    c.run(500);
+    expect(c.node(3).r.status().role).not.toBe('leader');
+  });
+
   it('invalid changes are refused', () => {
     const c = new Cluster([1, 2, 3]);
     const l = c.elect(1);

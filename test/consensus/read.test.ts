@@ -101,4 +101,29 @@ describe('linearizable reads', () => {
     expect(l.r.transferLeadership(2 as never).ok).toBe(true);
     expect(l.r.read(1, c.nowMs).ok).toBe(false);
   });
+
+  it('a new leader serves no read before it committed an entry of its term', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.node(1).down = true;
+    c.run(1100);
+    const n2 = c.node(2);
+    n2.r.campaign(0 as never);
+    // Deliver only what makes it leader: the votes, not the appends of its no-op.
+    for (let i = 0; i < 20 && n2.r.status().role !== 'leader'; i++) {
+      c.drain(c.node(2));
+      c.drain(c.node(3));
+      c.queue = c.queue.filter((m) => m.type === 'vote' || m.type === 'voteResp');
+      c.deliver();
+    }
+    expect(n2.r.status().role).toBe('leader');
+    c.filter = (m) => m.type === 'append';
+    expect(n2.r.read(9, c.nowMs).ok).toBe(true);
+    c.run(300);
+    expect(n2.readStates).toEqual([]);
+    c.filter = () => false;
+    c.run(300);
+    expect(n2.readStates.map((r) => r.ctx)).toEqual([9]);
+    expect(n2.readStates[0]!.index).toBe(2); // its no-op
+  });
 });

@@ -29,6 +29,41 @@ describe('replication and commit', () => {
     expect(c.values(1)).toEqual(['x']);
   });
 
+  it('commits only entries of its own term by counting (older ones ride along)', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    // Leader 1 appends x (index 2, term 1); only node 2 gets it and its ack is lost.
+    c.filter = (m) => (m.from === 1 && m.to === 3) || (m.from === 2 && m.to === 1 && m.type === 'appendResp');
+    c.propose(1, 'x');
+    c.settle();
+    expect(c.node(2).r.status().lastIndex).toBe(2);
+    c.node(1).down = true;
+    c.filter = () => false;
+    c.run(1100);
+    // Node 2 wins term 2 (its log is ahead of 3's); appends to 3 are cut.
+    c.filter = (m) => m.from === 2 && m.to === 3 && (m.type === 'append' || m.type === 'heartbeat');
+    const l = c.elect(2);
+    expect(l.r.status()).toMatchObject({ role: 'leader', term: 2, lastIndex: 3, commit: 1 });
+    const ack = (index: number): Message => ({
+      type: 'appendResp',
+      group: G,
+      from: 3 as NodeId,
+      to: 2 as NodeId,
+      term: term(2),
+      reject: false,
+      index: index as LogIndex,
+      hint: 0 as LogIndex,
+    });
+    // Index 2 (term 1) is now on a majority (2 and 3) but is not of term 2: not committed.
+    l.r.step(ack(2));
+    expect(l.r.status().commit).toBe(1);
+    // Index 3 (term 2) on a majority commits, and index 2 with it.
+    l.r.step(ack(3));
+    expect(l.r.status().commit).toBe(3);
+    c.settle();
+    expect(c.values(2)).toEqual(['x']);
+  });
+
   it('the leader sends appends before its own fsync and counts itself only once persisted', () => {
     const c = new Cluster([1, 2, 3]);
     const l = c.elect(1);
