@@ -55,6 +55,7 @@ export class HostedGroup<R> {
   private readonly proposals = new Map<number, PendingEntry<R>>();
   private readonly reads = new Map<number, PendingRead>();
   private wasLeader = false;
+  private leaderTerm = 0 as Term;
 
   constructor(id: GroupId, replica: Replica, sm: StateMachine<R>, descriptor: GroupDescriptor) {
     this.id = id;
@@ -70,7 +71,12 @@ export class HostedGroup<R> {
   /** Registers the entries [first, first + n) of `term` as waiting for their outcome. */
   expect(first: LogIndex, term: Term, n: number, settle: (k: number, o: CommandOutcome<R>) => void): void {
     for (let k = 0; k < n; k++) {
-      assert(!this.proposals.has(first + k), `entry ${first + k} proposed twice`);
+      const old = this.proposals.get(first + k);
+      if (old !== undefined) {
+        // A proposal of an older term at this index, never reported dropped: its fate is unknown.
+        assert(old.term < term, `entry ${first + k} proposed twice in term ${term}`);
+        old.settle({ ok: false, error: this.unknown('the entry was replaced') });
+      }
       this.proposals.set(first + k, { term, settle: (o) => settle(k, o) });
     }
   }
@@ -107,10 +113,13 @@ export class HostedGroup<R> {
     }
   }
 
-  /** On losing leadership: what is still pending may or may not commit. */
-  roleChanged(isLeader: boolean): void {
-    if (this.wasLeader && !isLeader) this.failProposals('OUTCOME_UNKNOWN', 'leadership was lost');
+  /** On losing leadership (or leading in a new term): what is still pending may or may not commit. */
+  roleChanged(isLeader: boolean, term: Term): void {
+    if (this.wasLeader && (!isLeader || term !== this.leaderTerm)) {
+      this.failProposals('OUTCOME_UNKNOWN', 'leadership was lost');
+    }
     this.wasLeader = isLeader;
+    this.leaderTerm = term;
   }
 
   readDone(ctx: number, error?: TesseraError): void {
@@ -130,12 +139,11 @@ export class HostedGroup<R> {
   private failProposals(code: 'UNAVAILABLE' | 'OUTCOME_UNKNOWN', why: string): void {
     const all = [...this.proposals.values()];
     this.proposals.clear();
-    for (const p of all) {
-      p.settle({
-        ok: false,
-        error: new TesseraError(code, `group ${this.id}: ${why}; the write may have been applied`),
-      });
-    }
+    for (const p of all) p.settle({ ok: false, error: this.unknown(why, code) });
+  }
+
+  private unknown(why: string, code: 'UNAVAILABLE' | 'OUTCOME_UNKNOWN' = 'OUTCOME_UNKNOWN'): TesseraError {
+    return new TesseraError(code, `group ${this.id}: ${why}; the write may or may not be applied`);
   }
 
   private notApplied(index: number): TesseraError {

@@ -410,7 +410,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
 
   private softStateChanged(hg: HostedGroup<R>, rd: Ready): void {
     const ss = rd.softState!;
-    hg.roleChanged(ss.role === 'leader');
+    hg.roleChanged(ss.role === 'leader', ss.term);
     if (ss.role === 'leader') this.metrics.elections.inc();
     this.logger.info('soft state', {
       group: hg.id,
@@ -499,7 +499,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
     hg.appliedSinceCheckpoint = 0;
     const pos = await hg.sm.checkpoint();
     const margin = this.opts.compactionMarginEntries ?? limits.hostCompactionMarginEntries;
-    const i = pos.index - margin;
+    // Clamp to the core's applied index (the SM may be a step ahead of replica.applied()).
+    const i = Math.min(pos.index - margin, hg.replica.status().applied);
     if (hg.stopped || i <= hg.replica.snapshotMeta().index) return pos;
     const res = hg.replica.compact(i as LogIndex);
     if (!res.ok) return pos;

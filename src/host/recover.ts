@@ -101,6 +101,8 @@ async function restoreLog(log: Log, g: GroupId, index: LogIndex, term: Term): Pr
     return [];
   }
   if (gs === undefined) return [];
+  // Releases are not logged: forget again what the snapshot point covers (old segments can go).
+  if (index > 0 && gs.firstIndex <= index) await log.releaseUpTo(g, index);
   const out: Entry[] = [];
   let next = index + 1;
   while (next <= gs.lastIndex) {

@@ -185,4 +185,50 @@ describe('group host: failures and recovery', () => {
       expect(leaders[k]).toBeGreaterThan(0);
     }
   });
+  it('an isolated leader answers OUTCOME_UNKNOWN, never a false success; its entries are overwritten', async () => {
+    const c = (cluster = await Cluster.start(3));
+    const g = await c.addGroup(1, members(1, 2, 3), 'self');
+    const l = await c.leader(g);
+    const others = [1, 2, 3].filter((i) => i !== l);
+    expect(okCount(await c.host(l).propose(g, cmds('a', 5)))).toBe(5);
+    const sw = c.node(l).transport!.faults;
+    for (const o of others) {
+      sw.block(nodeId(l), nodeId(o));
+      sw.block(nodeId(o), nodeId(l));
+    }
+    const outs = await c.host(l).propose(g, [memoryCommand('lost', 'x')]);
+    expect(outs[0]!.ok).toBe(false);
+    expect(outs[0]!.ok ? '' : outs[0]!.error.code).toBe('OUTCOME_UNKNOWN');
+    const l2 = await waitLeader(c, g, others);
+    expect(okCount(await c.host(l2).propose(g, cmds('b', 5)))).toBe(5);
+    sw.clear();
+    await converged(c, g, [1, 2, 3], l2);
+    expect(c.sm(l, g).data.has('lost')).toBe(false);
+    expect(c.sm(l, g).data.get('b4')).toBe('v4');
+  });
+
+  it('the whole cluster restarts from checkpoints + compacted logs with every acknowledged entry', async () => {
+    const c = (cluster = await Cluster.start(3, { checkpointEntries: 30, compactionMarginEntries: 10 }));
+    const g = await c.addGroup(1, members(1, 2, 3), 'self');
+    const l = await c.leader(g);
+    for (let b = 0; b < 4; b++) expect(okCount(await c.host(l).propose(g, cmds('r', 25, b * 25)))).toBe(25);
+    await converged(c, g, [1, 2, 3], l);
+    for (const id of [1, 2, 3]) await c.host(id).checkpoint(g);
+    expect(okCount(await c.host(l).propose(g, cmds('q', 7)))).toBe(7);
+    await converged(c, g, [1, 2, 3], l);
+    const before = c.host(l).status(g)!;
+    for (const id of [1, 2, 3]) await c.stop(id);
+    for (const id of [1, 2, 3]) await c.restart(id);
+    for (const id of [1, 2, 3]) {
+      const st = c.host(id).status(g)!;
+      expect(st.firstIndex).toBeGreaterThan(50);
+      expect(st.term).toBe(before.term);
+      expect(c.sm(id, g).appliedCount).toBeLessThan(40); // replayed only the tail after the checkpoint
+      expect(c.sm(id, g).data.get('r99')).toBe('v99');
+    }
+    const l2 = await c.leader(g);
+    await c.host(l2).read(g);
+    expect(c.sm(l2, g).data.get('q6')).toBe('v6');
+    expect(c.sm(l2, g).data.size).toBe(107);
+  });
 });
