@@ -104,7 +104,8 @@ export async function writeFileAtomic(file: string, data: Uint8Array): Promise<v
 export function mergeRestored(old: Readonly<CatalogState>, restored: Catalog): Catalog {
   const s = restored.state as CatalogState;
   s.version = Math.max(s.version, old.version) + 1;
-  for (const k of ['node', 'group', 'table', 'shard', 'token'] as const) s.next[k] = Math.max(s.next[k], old.next[k]);
+  for (const k of ['node', 'group', 'table', 'shard', 'token'] as const)
+    s.next[k] = Math.max(s.next[k], old.next[k]);
   return new Catalog(s);
 }
 
@@ -193,7 +194,10 @@ export class CatalogStateMachine implements StateMachine<CatalogApplyResult> {
     } catch (e) {
       if (!isTesseraError(e)) throw e;
       // The same bytes are refused identically on every replica.
-      return { kind: 'command', result: { ok: false, version: this.catalog.version, code: 'BAD_REQUEST', message: e.message } };
+      return {
+        kind: 'command',
+        result: { ok: false, version: this.catalog.version, code: 'BAD_REQUEST', message: e.message },
+      };
     }
     return { kind: 'command', result: this.catalog.apply(command) };
   }
@@ -216,7 +220,8 @@ export class CatalogStateMachine implements StateMachine<CatalogApplyResult> {
     const bytes = encodeCheckpoint(this.applied.index, this.applied.seq, this.catalog.snapshot());
     const chunk = limits.snapshotChunkBytes;
     return (async function* () {
-      for (let o = 0; o < bytes.length; o += chunk) yield bytes.subarray(o, Math.min(bytes.length, o + chunk));
+      for (let o = 0; o < bytes.length; o += chunk)
+        yield bytes.subarray(o, Math.min(bytes.length, o + chunk));
     })();
   }
 

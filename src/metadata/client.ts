@@ -24,7 +24,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function retryable(e: unknown): boolean {
   return (
     isTesseraError(e) &&
-    (e.code === 'NOT_LEADER' || e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT' || e.code === 'SEND_QUEUE_FULL')
+    (e.code === 'NOT_LEADER' ||
+      e.code === 'UNAVAILABLE' ||
+      e.code === 'TIMEOUT' ||
+      e.code === 'SEND_QUEUE_FULL')
   );
 }
 
@@ -52,14 +55,21 @@ export class MmClient {
    * deadline. Note: a retried catalog change may have been applied once already; the MM's
    * commands are idempotent where they can be (register by key, create token by hash).
    */
-  async call<C extends MmCall>(call: C, req: MmCalls[C][0], deadlineMs = this.deadlineMs): Promise<MmCalls[C][1]> {
+  async call<C extends MmCall>(
+    call: C,
+    req: MmCalls[C][0],
+    deadlineMs = this.deadlineMs,
+  ): Promise<MmCalls[C][1]> {
     const end = Date.now() + deadlineMs;
     let last: unknown = new TesseraError('UNAVAILABLE', 'no metadata manager answered');
     for (let attempt = 0; Date.now() < end; attempt++) {
       const peer = this.pick();
       try {
         const left = Math.max(1, end - Date.now());
-        const timeoutMs = Math.min(left, limits.mmCallAttemptMs + (call === 'catalog' ? limits.mmCatalogWaitMaxMs : 0));
+        const timeoutMs = Math.min(
+          left,
+          limits.mmCallAttemptMs + (call === 'catalog' ? limits.mmCatalogWaitMaxMs : 0),
+        );
         const out = await this.t.request(peer, MmKind[call], encodeMm(req), { timeoutMs });
         this.leader = peer;
         return decodeMmResponse(call, out);
@@ -67,7 +77,8 @@ export class MmClient {
         if (!retryable(e)) throw e;
         last = e;
         this.follow(peer, e as TesseraError);
-        if (this.leader === null) await sleep(Math.min(limits.mmRetryBackoffMaxMs, 20 * 2 ** Math.min(attempt, 6)));
+        if (this.leader === null)
+          await sleep(Math.min(limits.mmRetryBackoffMaxMs, 20 * 2 ** Math.min(attempt, 6)));
       }
     }
     throw last;

@@ -251,7 +251,8 @@ function decodeEnvelope(call: string, bytes: Uint8Array): Record<string, unknown
   return o;
 }
 
-const isU32 = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
+const isU32 = (v: unknown): v is number =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
 const isSafe = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isStr = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length >= 1 && v.length <= max;
@@ -266,8 +267,16 @@ const replicaRoles = ['follower', 'precandidate', 'candidate', 'leader'];
 function decodeReplica(call: string, r: unknown): ReplicaState {
   need(call, typeof r === 'object' && r !== null, 'replica');
   const o = r as Record<string, unknown>;
-  need(call, isU32(o.group) && isSafe(o.term) && isU32(o.leader) && replicaRoles.includes(o.role as string), 'replica');
-  need(call, isSafe(o.lastIndex) && isSafe(o.lastTerm) && isSafe(o.commit) && isSafe(o.applied), 'replica positions');
+  need(
+    call,
+    isU32(o.group) && isSafe(o.term) && isU32(o.leader) && replicaRoles.includes(o.role as string),
+    'replica',
+  );
+  need(
+    call,
+    isSafe(o.lastIndex) && isSafe(o.lastTerm) && isSafe(o.commit) && isSafe(o.applied),
+    'replica positions',
+  );
   return {
     group: groupId(o.group as number),
     term: o.term as Term,
