@@ -140,4 +140,10 @@ export const limits = {
   storageInflightMax: 20_000,
   /** Replicas a storage node offers to host (its capacity at registration). */
   storageReplicasMax: 1_000,
+
+  // Single-node store (src/storage/local-store.ts, applier)
+  /** Applied writes held in memory before the engines have them; applies wait above this. */
+  storeMemtableRecordsMax: 100_000,
+  /** Point reads coalesced into one engine call. */
+  storeGetBatchMax: 10_000,
 } as const;
