@@ -1,0 +1,283 @@
+/**
+ * Three storage nodes in one process hosting one group, driven by a fake metadata manager (a
+ * transport with role 'metadata' sending ctl.*) and a fake request manager (role 'request').
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm as removeDir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
+import { createLogger } from '../../src/lib/log.js';
+import { groupId, type NodeId, nodeId, type Seq, shardId, tableId, term } from '../../src/lib/ids.js';
+import { StorageNode } from '../../src/storage/node.js';
+import * as rpc from '../../src/storage/rpc.js';
+import { StorageKind } from '../../src/storage/rpc.js';
+import { Transport } from '../../src/transport/index.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const G = groupId(1);
+const S = shardId(5);
+const ids = [nodeId(16), nodeId(17), nodeId(18)];
+const timing = { heartbeatIntervalMs: 50, electionTimeoutMs: 400, leaseDriftMarginMs: 100 };
+
+async function failure(p: Promise<unknown>): Promise<TesseraError> {
+  try {
+    await p;
+  } catch (e) {
+    if (isTesseraError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('storage nodes: a group of 3 over the RPC', () => {
+  const secret = new Uint8Array(randomBytes(32));
+  let root: string;
+  const nodes = new Map<NodeId, StorageNode>();
+  let mm: Transport;
+  let rm: Transport;
+  let leader: NodeId;
+  let reqNo = 0;
+  const client = 0x1234_5678_9abc_def0n;
+
+  const target = (epoch = 1) => ({ group: G, shard: S, epoch, catalogVersion: 3, deadlineMs: 2000 });
+  const put = (
+    to: NodeId,
+    key: string,
+    value: string,
+    opts: { epoch?: number; n?: number; cond?: rpc.RpcCondition } = {},
+  ) =>
+    rm
+      .request(
+        to,
+        StorageKind.kvPut,
+        rpc.encodeKvPut({
+          ...target(opts.epoch),
+          key: enc(key),
+          value: enc(value),
+          condition: opts.cond ?? { type: 'none' },
+          request: { client, number: opts.n ?? ++reqNo },
+        }),
+      )
+      .then(rpc.decodeKvWriteResult);
+  const get = (to: NodeId, key: string) =>
+    rm
+      .request(to, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc(key) }))
+      .then(rpc.decodeKvGetResult);
+  const ctl = (to: NodeId, kind: number, payload: Uint8Array) =>
+    mm.request(to, kind, payload, { timeoutMs: 5000 });
+  const status = async (to: NodeId) =>
+    rpc.decodeCtlStatusResult(await ctl(to, StorageKind.ctlStatus, rpc.encodeEmpty()));
+
+  async function waitLeader(among: NodeId[]): Promise<NodeId> {
+    for (let i = 0; i < 300; i++) {
+      for (const id of among) {
+        const r = (await status(id)).replicas.find((x) => x.group === G);
+        if (r?.role === 'leader') return id;
+      }
+      await sleep(20);
+    }
+    throw new Error('no leader');
+  }
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'tessera-storage-'));
+    for (const id of ids) {
+      const n = await StorageNode.start({
+        dir: path.join(root, `n${id}`),
+        listen: { host: '127.0.0.1', port: 0 },
+        secret,
+        mm: new Map(),
+        nodeId: id,
+        timing,
+        logger: createLogger('storage', { level: 'error' }),
+      });
+      nodes.set(id, n);
+    }
+    mm = await Transport.start({ self: { nodeId: nodeId(1), role: 'metadata' }, secret });
+    rm = await Transport.start({ self: { nodeId: nodeId(40), role: 'request' }, secret });
+    const addresses = ids.map((id) => ({ node: id, address: (nodes.get(id) as StorageNode).address }));
+    for (const a of addresses) {
+      const [host, port] = a.address.split(':');
+      mm.setPeer(a.node, { host: host as string, port: Number(port) });
+      rm.setPeer(a.node, { host: host as string, port: Number(port) });
+    }
+    const hostGroup = rpc.encodeCtlHostGroup({
+      group: G,
+      membership: { voters: ids, learners: [] },
+      addresses,
+      mode: 'directed',
+    });
+    for (const id of ids) await ctl(id, StorageKind.ctlHostGroup, hostGroup);
+    await ctl(
+      ids[0] as NodeId,
+      StorageKind.ctlCampaign,
+      rpc.encodeCtlCampaign({ group: G, minTerm: term(1) }),
+    );
+    leader = await waitLeader(ids);
+    const assign = rpc.encodeCtlPropose({
+      group: G,
+      entry: {
+        type: 'assignShard',
+        shard: S,
+        table: tableId(3),
+        engine: 'lsm',
+        start: new Uint8Array(0),
+        end: new Uint8Array(0),
+        epoch: 1,
+        catalogVersion: 3,
+      },
+    });
+    rpc.decodeIndexResult(await ctl(leader, StorageKind.ctlPropose, assign));
+  }, 30_000);
+
+  afterAll(async () => {
+    await mm?.close();
+    await rm?.close();
+    for (const n of nodes.values()) await n.close();
+    if (root) await removeDir(root, { recursive: true, force: true });
+  });
+
+  it('writes and reads through the leader; a retry with the same id gets the first outcome', async () => {
+    const a = await put(leader, 'apple', 'red');
+    const got = await get(leader, 'apple');
+    expect(got.value && dec(got.value)).toBe('red');
+    expect(Buffer.from(got.seq as Seq).equals(Buffer.from(a.seq))).toBe(true);
+    const n = ++reqNo;
+    const first = await put(leader, 'pear', 'green', { n });
+    const retry = await put(leader, 'pear', 'yellow', { n });
+    expect(Buffer.from(retry.seq).equals(Buffer.from(first.seq))).toBe(true);
+    expect(dec((await get(leader, 'pear')).value as Uint8Array)).toBe('green');
+    expect(await get(leader, 'missing')).toEqual({ value: null, seq: null });
+  });
+
+  it('conditions, deletes and scans', async () => {
+    const v1 = await put(leader, 'k1', 'one');
+    const e = await failure(put(leader, 'k1', 'x', { cond: { type: 'ifNoneMatch' } }));
+    expect(e.code).toBe('CONDITION_FAILED');
+    expect(e.detail?.currentSeq).toBe(Buffer.from(v1.seq).toString('hex'));
+    await put(leader, 'k1', 'two', { cond: { type: 'ifMatch', seq: v1.seq } });
+    await put(leader, 'k2', 'two');
+    await put(leader, 'k3', 'three');
+    const del = rpc.encodeKvDelete({
+      ...target(),
+      key: enc('k2'),
+      condition: { type: 'none' },
+      request: { client, number: ++reqNo },
+    });
+    rpc.decodeKvWriteResult(await rm.request(leader, StorageKind.kvDelete, del));
+    const again = rpc.encodeKvDelete({
+      ...target(),
+      key: enc('k2'),
+      condition: { type: 'none' },
+      request: { client, number: ++reqNo },
+    });
+    expect((await failure(rm.request(leader, StorageKind.kvDelete, again))).code).toBe('KEY_NOT_FOUND');
+    const scan = (start: string, limit: number) =>
+      rm
+        .request(
+          leader,
+          StorageKind.kvScan,
+          rpc.encodeKvScan({ ...target(), start: enc(start), end: enc('k9'), limit, bytesMax: 1 << 20 }),
+        )
+        .then(rpc.decodeKvScanResult);
+    const page1 = await scan('k', 1);
+    expect(page1.items.map((i) => `${dec(i.key)}=${dec(i.value)}`)).toEqual(['k1=two']);
+    expect(dec(page1.next as Uint8Array)).toBe('k3');
+    const page2 = await scan('k3', 10);
+    expect(page2.items.map((i) => dec(i.key))).toEqual(['k3']);
+    expect(page2.next).toBeNull();
+  });
+
+  it('a follower answers NOT_LEADER with a hint of the leader and its address', async () => {
+    const follower = ids.find((id) => id !== leader) as NodeId;
+    const e = await failure(get(follower, 'apple'));
+    expect(e.code).toBe('NOT_LEADER');
+    expect(e.detail?.leader).toBe(leader);
+    expect(e.detail?.address).toBe((nodes.get(leader) as StorageNode).address);
+    expect((await failure(put(follower, 'x', 'y'))).code).toBe('NOT_LEADER');
+  });
+
+  it('a wrong epoch answers STALE_SHARD and writes nothing', async () => {
+    const e = await failure(put(leader, 'stale', 'v', { epoch: 2 }));
+    expect(e.code).toBe('STALE_SHARD');
+    expect(e.detail?.epoch).toBe(1);
+    expect(await get(leader, 'stale')).toEqual({ value: null, seq: null });
+    const other = { ...target(), shard: shardId(6), key: enc('a') };
+    expect((await failure(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(other)))).code).toBe(
+      'STALE_SHARD',
+    );
+    const old = { ...target(), catalogVersion: 2, key: enc('a') };
+    expect((await failure(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(old)))).code).toBe(
+      'BAD_REQUEST_MANAGER',
+    );
+  });
+
+  it('refuses an unauthenticated client, a non-request role on kv.*, and ctl.* from a request manager', async () => {
+    const stranger = await Transport.start({
+      self: { nodeId: nodeId(41), role: 'request' },
+      secret: new Uint8Array(randomBytes(32)),
+      log: { info() {}, warn() {} },
+    });
+    try {
+      const [host, port] = (nodes.get(leader) as StorageNode).address.split(':');
+      stranger.setPeer(leader, { host: host as string, port: Number(port) });
+      const e = await failure(
+        stranger.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc('apple') }), {
+          timeoutMs: 500,
+        }),
+      );
+      expect(['UNAVAILABLE', 'TIMEOUT']).toContain(e.code);
+    } finally {
+      await stranger.close();
+    }
+    const asStorage = await failure(
+      mm.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc('apple') })),
+    );
+    expect(asStorage.code).toBe('BAD_REQUEST_MANAGER');
+    const ctlFromRm = await failure(
+      rm.request(leader, StorageKind.ctlDropGroup, rpc.encodeCtlGroup({ group: G })),
+    );
+    expect(ctlFromRm.code).toBe('FORBIDDEN');
+  });
+
+  it('deep check commits a no-op; the followers apply every write', async () => {
+    const check = rpc.decodeCtlCheckResult(
+      await ctl(leader, StorageKind.ctlCheck, rpc.encodeCtlGroup({ group: G })),
+    );
+    expect(check.diskOk).toBe(true);
+    expect(check.index).toBeGreaterThan(1);
+    for (let i = 0; i < 200; i++) {
+      const applied = await Promise.all(ids.map(async (id) => (await status(id)).replicas[0]?.applied ?? 0));
+      if (applied.every((a) => a >= check.index)) return;
+      await sleep(20);
+    }
+    throw new Error('followers did not apply the no-op');
+  });
+
+  it('after the leader stops, another replica campaigns and serves the acknowledged data', async () => {
+    const old = nodes.get(leader) as StorageNode;
+    await old.close();
+    nodes.delete(leader);
+    const rest = ids.filter((id) => id !== leader);
+    // As the MM does: retry the directed campaign until the replicas stop hearing from the old leader.
+    const campaign = rpc.encodeCtlCampaign({ group: G, minTerm: term(2) });
+    for (let i = 0; ; i++) {
+      const e = await ctl(rest[0] as NodeId, StorageKind.ctlCampaign, campaign).then(
+        () => undefined,
+        (err: TesseraError) => err,
+      );
+      if (e === undefined) break;
+      if (i > 100) throw e;
+      await sleep(50);
+    }
+    leader = await waitLeader(rest);
+    expect(dec((await get(leader, 'apple')).value as Uint8Array)).toBe('red');
+    expect(dec((await get(leader, 'k1')).value as Uint8Array)).toBe('two');
+    await put(leader, 'after', 'failover');
+    expect(dec((await get(leader, 'after')).value as Uint8Array)).toBe('failover');
+  }, 20_000);
+});
