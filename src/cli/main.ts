@@ -32,7 +32,10 @@ const client =
   (args) =>
     runClientCommand(name, args);
 
-const metadataRole = role('metadata [options]       run a metadata manager node', () => import('../metadata/main.js'));
+const metadataRole = role(
+  'metadata [options]       run a metadata manager node',
+  () => import('../metadata/main.js'),
+);
 
 export const commands: Record<string, CommandEntry> = {
   // Roles (real processes). Wire each to its module, e.g. load: () => import('../dev/main.js').
