@@ -3,7 +3,7 @@
  * (proposals by log index, reads by context). Pure bookkeeping; the host drives the I/O.
  */
 import type { Replica } from '../consensus/replica.js';
-import type { DroppedRange, Entry } from '../consensus/types.js';
+import type { DroppedRange, Entry, HardState } from '../consensus/types.js';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, NodeId, Term } from '../lib/ids.js';
@@ -47,6 +47,9 @@ export class HostedGroup<R> {
   /** Stopped (removed or host closing): no more Readys are taken. */
   stopped = false;
   appliedSinceCheckpoint = 0;
+  /** The hard state last written to the log, and a newer one that only moved the commit hint. */
+  durableHard: HardState | null = null;
+  commitHint: HardState | null = null;
   checkpointing: Promise<void> | null = null;
   /** Targets we are streaming a snapshot to. */
   readonly streaming = new Set<NodeId>();

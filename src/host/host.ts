@@ -343,7 +343,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
         void this.guard(hg, this.installThenFinish(hg, rd, captures));
         continue;
       }
-      const recs = readyRecords(hg.id, rd);
+      const recs = readyRecords(hg, rd);
       if (recs.length === 0) {
         void this.guard(hg, this.finish(hg, rd, captures));
         continue;
@@ -379,7 +379,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
     this.metrics.snapshotsInstalled.inc();
     hg.descriptor = { ...hg.descriptor, snapshot: meta, installing: null };
     await this.descriptors.write(hg.descriptor);
-    await this.appendDurable(readyRecords(hg.id, rd));
+    await this.appendDurable(readyRecords(hg, rd));
     await this.finish(hg, rd, captures);
   }
 
@@ -536,16 +536,27 @@ export class GroupHost<R> implements GroupHostApi<R> {
   }
 }
 
-/** Step 2's records: snapshot mark, entries (codec v1 as payload), hard state. */
-function readyRecords(group: GroupId, rd: Ready): LogRecord[] {
+/**
+ * Step 2's records: snapshot mark, entries (codec v1 as payload), hard state. A hard state whose
+ * term and vote are already durable only moves the commit hint: it waits for the group's next
+ * record instead of costing an fsync of its own.
+ */
+function readyRecords<R>(hg: HostedGroup<R>, rd: Ready): LogRecord[] {
+  const group = hg.id;
   const out: LogRecord[] = [];
   if (rd.snapshot !== null)
     out.push({ kind: 'snapshot', group, term: rd.snapshot.term, index: rd.snapshot.index });
   for (const e of rd.entries)
     out.push({ kind: 'entry', group, term: e.term, index: e.index, payload: encodeEntry(e) });
-  if (rd.hardState !== null) {
-    const h = rd.hardState;
-    out.push({ kind: 'hardState', group, term: h.term, vote: h.vote, commit: h.commit });
+  const h = rd.hardState ?? hg.commitHint;
+  if (h === null) return out;
+  const p = hg.durableHard;
+  if (out.length === 0 && p !== null && h.term === p.term && h.vote === p.vote) {
+    hg.commitHint = h;
+    return out;
   }
+  hg.commitHint = null;
+  hg.durableHard = h;
+  out.push({ kind: 'hardState', group, term: h.term, vote: h.vote, commit: h.commit });
   return out;
 }

@@ -79,7 +79,9 @@ export async function startGroup<R>(ctx: StartContext<R>, desc: GroupDescriptor)
       },
       restored,
     );
-    return new HostedGroup(g, replica, sm, d);
+    const hg = new HostedGroup(g, replica, sm, d);
+    hg.durableHard = hardState ?? null;
+    return hg;
   } catch (e) {
     await sm.close();
     throw e;
