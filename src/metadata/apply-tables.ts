@@ -162,7 +162,11 @@ export function createToken(s: CatalogState, c: Cmd<'createToken'>): Applied<'cr
   check(typeof c.readOnly === 'boolean', 'BAD_REQUEST', 'readOnly is a boolean');
   const admin = c.admin === true;
   check(c.admin === undefined || typeof c.admin === 'boolean', 'BAD_REQUEST', 'admin is a boolean');
-  check(!(admin && (c.readOnly || c.table !== null)), 'BAD_REQUEST', 'an admin token is read-write, all tables');
+  check(
+    !(admin && (c.readOnly || c.table !== null)),
+    'BAD_REQUEST',
+    'an admin token is read-write, all tables',
+  );
   check(c.table === null || isValidTableName(c.table), 'INVALID_TABLE_NAME', 'bad table name for the token');
   check(isTimeMs(c.atMs), 'BAD_REQUEST', 'atMs must be a non-negative integer');
   for (const t of s.tokens.values()) {

@@ -34,6 +34,7 @@ export function registerMmHandlers(node: MetadataNode): void {
   let waiters = 0;
   const on = <C extends MmCall>(call: C, fn: Handler<C>): void => {
     node.transport.onRequest(MmKind[call], async (from, payload) => {
+      node.requireLeader();
       if (isProvisional(from.nodeId) && call !== 'register') {
         throw new TesseraError('FORBIDDEN', `mm.${call}: register first (provisional node id)`);
       }
@@ -46,7 +47,6 @@ export function registerMmHandlers(node: MetadataNode): void {
       if (from.role === 'storage' && !storageCalls.has(call)) {
         throw new TesseraError('FORBIDDEN', `mm.${call} is not for storage nodes`);
       }
-      node.requireLeader();
       const req = decodeMmRequest(call, payload);
       return encodeMm(await fn(req, from));
     });

@@ -358,7 +358,8 @@ function decodeTokensRequest(o: Record<string, unknown>): void {
 
 /** Decodes a response on the caller's side (BAD_REQUEST when not version 1 msgpack). */
 export function decodeMmResponse<C extends MmCall>(call: C, bytes: Uint8Array): MmCalls[C][1] {
-  return decodeEnvelope(call, bytes) as unknown as MmCalls[C][1];
+  const { v: _v, ...rest } = decodeEnvelope(call, bytes);
+  return rest as unknown as MmCalls[C][1];
 }
 
 /** The error detail of a NOT_LEADER answer. */
