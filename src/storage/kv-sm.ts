@@ -158,6 +158,11 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return s;
   }
 
+  /** The shard as registered, even if its table was dropped. */
+  registered(shard: ShardId): ShardInfo | undefined {
+    return this.registry.get(shard);
+  }
+
   /** Shards of live tables in this group. */
   shards(): ShardInfo[] {
     return [...this.registry.keys()].map((s) => this.shard(s)).filter((s) => s !== undefined);

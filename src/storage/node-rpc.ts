@@ -6,7 +6,7 @@
 import type { ReplicaStatus } from '../consensus/types.js';
 import { toHex } from '../lib/bytes.js';
 import { TesseraError } from '../lib/errors.js';
-import type { GroupId, ShardId } from '../lib/ids.js';
+import type { GroupId } from '../lib/ids.js';
 import { type Command, encodeCommand, noRequest } from '../statemachine/command.js';
 import type { PeerIdentity } from '../transport/index.js';
 import { encodeCatalogEntry, type KvResult, type KvStateMachine, type ShardInfo } from './kv-sm.js';
@@ -93,7 +93,10 @@ async function shardFor(
     s = checkShard(sm, t);
   }
   if (s === undefined) {
-    const current = sm.shard(t.shard as ShardId);
+    const reg = sm.registered(t.shard);
+    if (reg !== undefined && sm.tableDropped(reg.table))
+      throw new TesseraError('TABLE_NOT_FOUND', `table ${reg.table} of shard ${t.shard} was dropped`);
+    const current = sm.shard(t.shard);
     throw new TesseraError(
       'STALE_SHARD',
       `shard ${t.shard} epoch ${t.epoch} is not owned by group ${t.group} at this epoch`,

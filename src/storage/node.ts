@@ -38,6 +38,8 @@ export interface StorageNodeOptions {
   readonly tickIntervalMs?: number;
   readonly allowFaultAdmin?: boolean;
   readonly logger?: Logger;
+  /** Replaces the disk write probe (tests: simulate a full disk). */
+  readonly diskProbe?: () => Promise<boolean>;
   /** Bound on kv.* requests in flight on this node (limits.storageInflightMax). */
   readonly inflightMax?: number;
 }
@@ -88,6 +90,7 @@ export class StorageNode {
   private mmClient: MmClient | null = null;
   private readonly missing = new Map<GroupId, number>();
   private heartbeatLoop: Promise<void> | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private stopWaiters: (() => void)[] = [];
 
@@ -147,6 +150,9 @@ export class StorageNode {
     );
     registerHandlers(node);
     await node.probeDisk();
+    const interval = opts.heartbeatIntervalMs ?? limits.heartbeatIntervalMs;
+    node.probeTimer = setInterval(() => void node.probeDisk(), interval);
+    node.probeTimer.unref();
     if (opts.mm.size > 0) {
       node.mmClient = new MmClient({ transport, members: opts.mm });
       node.heartbeatLoop = node.heartbeats();
@@ -203,6 +209,14 @@ export class StorageNode {
 
   /** Disk write probe: a small file written and fsynced in DIR. Sets `diskOk`. */
   async probeDisk(): Promise<boolean> {
+    const was = this.diskOk;
+    this.diskOk = await (this.opts.diskProbe ?? (() => this.writeProbe()))();
+    if (was !== this.diskOk)
+      this.log.warn(this.diskOk ? 'disk writable again' : 'disk probe failed: refusing writes');
+    return this.diskOk;
+  }
+
+  private async writeProbe(): Promise<boolean> {
     const file = path.join(this.opts.dir, 'probe.tmp');
     try {
       const fh = await open(file, 'w');
@@ -213,12 +227,11 @@ export class StorageNode {
         await fh.close();
       }
       await rm(file, { force: true });
-      this.diskOk = true;
+      return true;
     } catch (e) {
-      if (this.diskOk) this.log.warn('disk probe failed', { error: (e as Error).message });
-      this.diskOk = false;
+      this.log.debug('disk probe failed', { error: (e as Error).message });
+      return false;
     }
-    return this.diskOk;
   }
 
   private async heartbeats(): Promise<void> {
@@ -226,7 +239,6 @@ export class StorageNode {
     while (!this.closed) {
       const started = Date.now();
       try {
-        await this.probeDisk();
         const res = await (this.mmClient as MmClient).call(
           'heartbeat',
           {
@@ -287,6 +299,7 @@ export class StorageNode {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probeTimer !== null) clearInterval(this.probeTimer);
     await this.heartbeatLoop?.catch(() => undefined);
     await this.host.close();
     for (const e of this.engines.values()) await e.close();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
+import { keyspaceId } from '../../src/engine/types.js';
 import { createLogger } from '../../src/lib/log.js';
 import { groupId, type NodeId, nodeId, type Seq, shardId, tableId, term } from '../../src/lib/ids.js';
 import { StorageNode } from '../../src/storage/node.js';
@@ -41,6 +42,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
   let rm: Transport;
   let leader: NodeId;
   let reqNo = 0;
+  let diskFull = false;
   const client = 0x1234_5678_9abc_def0n;
 
   const target = (epoch = 1) => ({ group: G, shard: S, epoch, catalogVersion: 3, deadlineMs: 2000 });
@@ -94,6 +96,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
         nodeId: id,
         timing,
         logger: createLogger('storage', { level: 'error' }),
+        diskProbe: async () => !diskFull,
       });
       nodes.set(id, n);
     }
@@ -256,6 +259,60 @@ describe('storage nodes: a group of 3 over the RPC', () => {
       await sleep(20);
     }
     throw new Error('followers did not apply the no-op');
+  });
+
+  it('a full disk refuses writes with DISK_FULL while reads go on', async () => {
+    diskFull = true;
+    const check = rpc.decodeCtlCheckResult(
+      await ctl(leader, StorageKind.ctlCheck, rpc.encodeCtlGroup({ group: G })),
+    );
+    expect(check.diskOk).toBe(false);
+    expect((await failure(put(leader, 'full', 'x'))).code).toBe('DISK_FULL');
+    expect(dec((await get(leader, 'apple')).value as Uint8Array)).toBe('red');
+    diskFull = false;
+    await (nodes.get(leader) as StorageNode).probeDisk();
+    await put(leader, 'full', 'x');
+    expect(dec((await get(leader, 'full')).value as Uint8Array)).toBe('x');
+  });
+
+  it('dropTable through the group deletes the table on every replica', async () => {
+    const t2 = { group: G, shard: shardId(7), epoch: 1, catalogVersion: 4, deadlineMs: 2000 };
+    const assign = rpc.encodeCtlPropose({
+      group: G,
+      entry: {
+        type: 'assignShard',
+        shard: t2.shard,
+        table: tableId(9),
+        engine: 'btree',
+        start: new Uint8Array(0),
+        end: new Uint8Array(0),
+        epoch: 1,
+        catalogVersion: 4,
+      },
+    });
+    await ctl(leader, StorageKind.ctlPropose, assign);
+    const w = rpc.encodeKvPut({
+      ...t2,
+      key: enc('doomed'),
+      value: enc('v'),
+      condition: { type: 'none' },
+      request: { client, number: ++reqNo },
+    });
+    await rm.request(leader, StorageKind.kvPut, w);
+    const drop = rpc.encodeCtlPropose({ group: G, entry: { type: 'dropTable', table: tableId(9) } });
+    const { index } = rpc.decodeIndexResult(await ctl(leader, StorageKind.ctlPropose, drop));
+    const e = await failure(
+      rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...t2, key: enc('doomed') })),
+    );
+    expect(e.code).toBe('TABLE_NOT_FOUND');
+    for (const n of nodes.values()) {
+      for (let i = 0; i < 200 && ((await status(n.id)).replicas[0]?.applied ?? 0) < index; i++)
+        await sleep(10);
+      const btree = n.engines.get('btree');
+      expect(await btree?.scan(keyspaceId(7), { includeTombstones: true })).toEqual([]);
+    }
+    // The other table is untouched.
+    expect(dec((await get(leader, 'apple')).value as Uint8Array)).toBe('red');
   });
 
   it('after the leader stops, another replica campaigns and serves the acknowledged data', async () => {
