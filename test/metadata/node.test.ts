@@ -191,7 +191,7 @@ describe('metadata nodes', () => {
     expect(cat.view).not.toBeNull();
 
     const garbage = new Uint8Array(backup.bytes);
-    garbage[50] ^= 0xff;
+    garbage[50] = (garbage[50] ?? 0) ^ 0xff;
     const bad = await rejection(mm.call('restore', { bytes: garbage }));
     expect(bad.code).toBe('BAD_REQUEST');
     // Raw decode path: the response of a backup is msgpack v1.
