@@ -49,6 +49,9 @@ export interface ClusterBackendOptions {
   deadlineMs?: number;
 }
 
+/** How long an unknown token is answered from memory (a token made on another RM shows up by then). */
+const tokenMissCacheMs = 1_000;
+
 /** Shards a scan page may visit (empty ones included) before it answers with a `next` cursor. */
 const scanShardsPerPageMax = 64;
 
@@ -91,6 +94,8 @@ export class ClusterBackend implements RequestBackend {
   private readonly router: Router;
   private readonly mm: MmClient;
   private readonly log: Logger;
+  /** sha256 of unknown tokens -> until when they are answered "unknown" without asking the MM. */
+  private readonly tokenMisses = new Map<string, number>();
 
   constructor(opts: ClusterBackendOptions) {
     this.mm = opts.mm;
@@ -231,6 +236,7 @@ export class ClusterBackend implements RequestBackend {
     if (res.token === undefined || res.token === null)
       throw new TesseraError('INTERNAL', 'the metadata manager did not answer the new token');
     this.cache.rememberToken(res.token);
+    this.tokenMisses.delete(record.hash);
     return tokenRecord(res.token);
   }
 
@@ -252,11 +258,19 @@ export class ClusterBackend implements RequestBackend {
     const t = this.cache.tokenByHash(hash);
     if (t !== undefined) return tokenRecord(t);
     if (!this.cache.loaded) return null;
+    const now = Date.now();
+    const missUntil = this.tokenMisses.get(hash);
+    if (missUntil !== undefined && missUntil > now) return null;
     try {
       const res = await this.mmCall(() =>
         this.mm.call('tokens', { op: 'verify', hash }, limits.mmCallAttemptMs),
       );
-      if (res.token === undefined || res.token === null) return null;
+      if (res.token === undefined || res.token === null) {
+        // Unknown tokens are remembered briefly so that a flood of bad tokens can't load the MM.
+        if (this.tokenMisses.size >= limits.tokenRecordsMax) this.tokenMisses.clear();
+        this.tokenMisses.set(hash, now + tokenMissCacheMs);
+        return null;
+      }
       this.cache.rememberToken(res.token);
       return tokenRecord(res.token);
     } catch (e) {

@@ -31,7 +31,7 @@ import {
 } from '../../src/storage/rpc.js';
 import { Transport } from '../../src/transport/transport.js';
 
-export const secret = new Uint8Array(randomBytes(32));
+export const defaultSecret = new Uint8Array(randomBytes(32));
 export const quietLog = createLogger('test', { sink: () => undefined });
 
 const limits = { reconnectBackoffMinMs: 10, reconnectBackoffMaxMs: 100, handshakeTimeoutMs: 2000 };
@@ -149,6 +149,7 @@ export class FakeMm {
   nodes: RoutingWire['nodes'] = [];
   tokens: TokenWire[] = [];
   readonly calls: string[] = [];
+  readonly registered = new Map<string, number>();
 
   constructor(readonly t: Transport) {
     const on = (kind: number, name: string, f: (p: Uint8Array) => object): void =>
@@ -156,6 +157,15 @@ export class FakeMm {
         this.calls.push(name);
         return encodeMm(f(p));
       });
+    on(MmKind.register, 'register', (p) => {
+      const r = decodeMmRequest('register', p);
+      let id = this.registered.get(r.nodeKey);
+      if (id === undefined) {
+        id = 30 + this.registered.size;
+        this.registered.set(r.nodeKey, id);
+      }
+      return { node: id, created: true };
+    });
     on(MmKind.catalog, 'catalog', (p) => {
       const r = decodeMmRequest('catalog', p);
       const view = r.sinceVersion < this.version || r.sinceVersion === 0 ? this.view() : null;
@@ -227,6 +237,7 @@ export class FakeMm {
 }
 
 export class FakeCluster {
+  constructor(readonly secret: Uint8Array = defaultSecret) {}
   readonly transports: Transport[] = [];
   readonly storage = new Map<number, FakeStorage>();
   mm!: FakeMm;
@@ -248,7 +259,7 @@ export class FakeCluster {
   async transport(id: number, role: 'metadata' | 'storage' | 'request', listen: boolean): Promise<Transport> {
     const t = await Transport.start({
       self: { nodeId: id as NodeId, role },
-      secret,
+      secret: this.secret,
       ...(listen ? { listen: { host: '127.0.0.1', port: 0 } } : {}),
       log: { info: () => undefined, warn: () => undefined },
       limits,
