@@ -99,7 +99,7 @@ export class SimClient {
     let cmd: KvCommand | null = null;
     if (op.kind !== 'get') {
       const req = ++this.reqNo;
-      const base = { v: 1 as const, client: this.id, req, key: op.key };
+      const base = { client: this.id, req, key: op.key };
       if (op.kind === 'put') cmd = { ...base, op: 'put', value: op.value };
       else if (op.kind === 'delete') cmd = { ...base, op: 'delete' };
       else if (op.kind === 'putIf') {
@@ -162,6 +162,8 @@ export class SimClient {
       }
       return { type: 'ok' };
     }
+    // A retry whose first outcome the de-dup table forgot: OUTCOME_UNKNOWN.
+    if (o.type === 'unknown') return { type: 'unknown' };
     return o.type === 'absent' && op.kind !== 'deleteIf' ? { type: 'absent' } : { type: 'failed' };
   }
 

@@ -21,6 +21,9 @@ import type { SimDisk, StoredSnapshot } from './disk.js';
 import type { GroupChecker, LogView } from './invariants.js';
 import { encodeCommand, type KvCommand, type KvOutcome, type KvSnapshot, KvStateMachine } from './kv.js';
 
+/** Full state digests are compared at every index that is a multiple of this (they cost CPU). */
+const stateCheckEvery = 32;
+
 export type ClientRequest = { kind: 'write'; cmd: KvCommand } | { kind: 'read'; key: string };
 
 export type ClientReply =
@@ -127,7 +130,7 @@ export class ReplicaHost implements LogView {
       ...(meta ? { snapshot: meta, appliedIndex: meta.index } : {}),
       entries: d.entries,
     });
-    this.env.checker.onState(this.node, this.sm);
+    this.env.checker.onState(this.node, this.sm, true);
     this.drive();
   }
 
@@ -273,7 +276,7 @@ export class ReplicaHost implements LogView {
       this.snapTerm = rd.snapshot.term;
       this.snapSeq = seqToHex(rd.snapshot.highestSeq);
       this.entries = [];
-      this.env.checker.onState(this.node, this.sm);
+      this.env.checker.onState(this.node, this.sm, true);
       disk.write({ kind: 'install', group, snap: { meta: rd.snapshot, data } });
     }
     if (rd.entries.length > 0) {
@@ -300,13 +303,14 @@ export class ReplicaHost implements LogView {
       if (e.index <= this.sm.appliedIndex) continue;
       const res = this.sm.apply(e);
       this.env.checker.onApply(this.node, this.term, e, res);
+      if (e.index % stateCheckEvery === 0) this.env.checker.onState(this.node, this.sm, true);
       const p = this.pendingWrites.get(e.index);
       if (p === undefined) continue;
       this.pendingWrites.delete(e.index);
       if (p.term === e.term && res.outcome) p.reply({ type: 'outcome', outcome: res.outcome });
       else p.reply({ type: 'error', code: 'NOT_LEADER', leader: this.leader });
     }
-    this.env.checker.onState(this.node, this.sm);
+    this.env.checker.onState(this.node, this.sm, false);
     this.replica!.applied(logIndex(this.sm.appliedIndex));
     this.maybeCheckpoint();
   }

@@ -1,19 +1,28 @@
 /**
- * The simulator's key-value state machine: the reconciler (highest seq wins, tombstones), conditions
- * decided at apply time in log order, and a de-duplication table of request ids per client that
- * answers a retry with its first outcome. Planted bug 'retry-without-dedup' skips the table.
- *
- * Kept behind this small interface so src/statemachine can replace it when it lands.
+ * The simulator's key-value state machine, built on the real rules of src/statemachine: the command
+ * codec (v1), `decide()` (conditions at apply time, in log order) and the `DedupTable` (a retried
+ * request id is answered with its first outcome). The engine is replaced by an in-memory map with
+ * the reconciler's rule (a write is stored only if its seq is higher; deletes leave tombstones).
+ * Planted bug 'retry-without-dedup' skips the de-dup table.
  */
 import type { Entry } from '../../src/consensus/types.js';
+import { keyspaceId } from '../../src/engine/types.js';
 import { assert } from '../../src/lib/assert.js';
-import type { LogIndex, Seq } from '../../src/lib/ids.js';
-import { limits } from '../../src/lib/limits.js';
-import { seqToHex, ZERO_SEQ } from '../../src/sequencer/index.js';
+import { toHex } from '../../src/lib/bytes.js';
+import { type Seq, tableId } from '../../src/lib/ids.js';
+import { seqFromHex, seqToHex, ZERO_SEQ } from '../../src/sequencer/index.js';
+import {
+  type Command,
+  type Condition,
+  DedupTable,
+  decide,
+  decodeCommand as decodeStateCommand,
+  encodeCommand as encodeStateCommand,
+  type Outcome,
+} from '../../src/statemachine/index.js';
 
-/** A client write as it travels in a log entry (JSON in the simulator; version 1). */
+/** A client write as the simulator describes it (encoded with the state machine's codec). */
 export interface KvCommand {
-  readonly v: 1;
   readonly client: number;
   readonly req: number;
   readonly op: 'put' | 'delete';
@@ -23,8 +32,12 @@ export interface KvCommand {
   readonly ifNoneMatch?: boolean;
 }
 
-/** ok (with the write's seq), condition failed, or delete of an absent key. */
-export type KvOutcome = { type: 'ok'; seq: string } | { type: 'failed' } | { type: 'absent' };
+/** ok (with the write's seq), condition failed, delete of an absent key, or a forgotten retry. */
+export type KvOutcome =
+  | { type: 'ok'; seq: string }
+  | { type: 'failed' }
+  | { type: 'absent' }
+  | { type: 'unknown' };
 
 export interface ApplyResult {
   readonly command: KvCommand | null;
@@ -43,25 +56,53 @@ export interface KvSnapshot {
   readonly index: number;
   readonly highestSeq: Seq;
   readonly cells: readonly (readonly [string, Cell])[];
-  readonly dedup: readonly (readonly [number, readonly (readonly [number, KvOutcome])[]])[];
+  readonly dedup: readonly { key: Uint8Array; value: Uint8Array }[];
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const table = tableId(1);
+const keyspace = keyspaceId(1);
 
 export function encodeCommand(c: KvCommand): Uint8Array {
-  return encoder.encode(JSON.stringify(c));
+  const condition: Condition = c.ifNoneMatch
+    ? { type: 'ifNoneMatch' }
+    : c.ifMatch !== undefined
+      ? { type: 'ifMatch', seq: seqFromHex(c.ifMatch) }
+      : { type: 'none' };
+  const base = {
+    request: { client: BigInt(c.client), number: c.req },
+    table,
+    engine: 'btree' as const,
+    keyspace,
+    key: encoder.encode(c.key),
+    condition,
+  };
+  const cmd: Command =
+    c.op === 'put'
+      ? { type: 'put', ...base, value: encoder.encode(c.value ?? '') }
+      : { type: 'delete', ...base };
+  return encodeStateCommand(cmd);
 }
 
-export function decodeCommand(data: Uint8Array): KvCommand {
-  const c = JSON.parse(decoder.decode(data)) as KvCommand;
-  assert(c.v === 1, `unknown command version ${String(c.v)}`);
-  return c;
+function describe(cmd: Command): KvCommand | null {
+  if (cmd.type !== 'put' && cmd.type !== 'delete') return null;
+  const base = { client: Number(cmd.request.client), req: cmd.request.number, key: decoder.decode(cmd.key) };
+  return cmd.type === 'put'
+    ? { ...base, op: 'put', value: decoder.decode(cmd.value) }
+    : { ...base, op: 'delete' };
+}
+
+function toKvOutcome(o: Outcome): KvOutcome {
+  if (o.ok) return { type: 'ok', seq: seqToHex(o.seq) };
+  if (o.error === 'CONDITION_FAILED') return { type: 'failed' };
+  if (o.error === 'KEY_NOT_FOUND') return { type: 'absent' };
+  return { type: 'unknown' };
 }
 
 export class KvStateMachine {
   private cells = new Map<string, Cell>();
-  private dedup = new Map<number, Map<number, KvOutcome>>();
+  private dedup = new DedupTable();
   appliedIndex = 0;
   highestSeq: Seq = ZERO_SEQ;
 
@@ -83,40 +124,30 @@ export class KvStateMachine {
       `apply out of order: ${entry.index} after ${this.appliedIndex}`,
     );
     this.appliedIndex = entry.index;
-    if (seqToHex(entry.seq) > seqToHex(this.highestSeq)) this.highestSeq = entry.seq;
+    const seq = seqToHex(entry.seq);
+    if (seq > seqToHex(this.highestSeq)) this.highestSeq = entry.seq;
     if (entry.kind !== 'command') return { command: null, outcome: null, wrote: false, duplicate: false };
-    const cmd = decodeCommand(entry.data);
-    const seen = this.dedupDisabled ? undefined : this.dedup.get(cmd.client)?.get(cmd.req);
-    if (seen !== undefined) return { command: cmd, outcome: seen, wrote: false, duplicate: true };
-    const outcome = this.decide(cmd, seqToHex(entry.seq));
-    this.remember(cmd, outcome);
-    return { command: cmd, outcome, wrote: outcome.type === 'ok', duplicate: false };
-  }
-
-  private decide(cmd: KvCommand, seq: string): KvOutcome {
-    const cur = this.cells.get(cmd.key);
-    const present = cur !== undefined && cur.value !== null;
-    if (cmd.ifNoneMatch && present) return { type: 'failed' };
-    if (cmd.ifMatch !== undefined && (!present || cur.seq !== cmd.ifMatch)) return { type: 'failed' };
-    if (cmd.op === 'delete' && !present) return { type: 'absent' };
-    // Highest seq wins: a write below the stored seq changes nothing (never happens with sane seqs).
-    if (cur === undefined || seq > cur.seq) {
-      this.cells.set(cmd.key, { value: cmd.op === 'put' ? (cmd.value ?? '') : null, seq });
+    const cmd = decodeStateCommand(entry.data);
+    const described = describe(cmd);
+    const seen = this.dedupDisabled ? undefined : this.dedup.lookup(cmd.request);
+    if (seen !== undefined) {
+      return { command: described, outcome: toKvOutcome(seen), wrote: false, duplicate: true };
     }
-    return { type: 'ok', seq };
-  }
-
-  private remember(cmd: KvCommand, outcome: KvOutcome): void {
-    let m = this.dedup.get(cmd.client);
-    if (m === undefined) {
-      m = new Map();
-      this.dedup.set(cmd.client, m);
+    const key = described?.key ?? '';
+    const cur = this.cells.get(key);
+    const record = cur && {
+      value: encoder.encode(cur.value ?? ''),
+      seq: seqFromHex(cur.seq),
+      tombstone: cur.value === null,
+    };
+    const d = decide(cmd, record, entry.seq);
+    const w = d.write;
+    // The reconciler: a write is stored only above the stored seq (never otherwise with sane seqs).
+    if (w !== undefined && (cur === undefined || seq > cur.seq)) {
+      this.cells.set(key, { value: w.type === 'put' ? decoder.decode(w.value) : null, seq });
     }
-    m.set(cmd.req, outcome);
-    if (m.size > limits.requestIdsPerClientMax) {
-      const oldest = Math.min(...m.keys());
-      m.delete(oldest);
-    }
+    if (!this.dedup.lookup(cmd.request)) this.dedup.record(cmd.request, d.outcome, entry.index, 'btree');
+    return { command: described, outcome: toKvOutcome(d.outcome), wrote: w !== undefined, duplicate: false };
   }
 
   snapshot(): KvSnapshot {
@@ -124,7 +155,7 @@ export class KvStateMachine {
       index: this.appliedIndex,
       highestSeq: this.highestSeq,
       cells: [...this.cells].map(([k, c]) => [k, { ...c }] as const),
-      dedup: [...this.dedup].map(([c, m]) => [c, [...m]] as const),
+      dedup: this.dedup.toRecords(),
     };
   }
 
@@ -132,19 +163,17 @@ export class KvStateMachine {
     this.appliedIndex = s.index;
     this.highestSeq = s.highestSeq;
     this.cells = new Map(s.cells.map(([k, c]) => [k, { ...c }]));
-    this.dedup = new Map(s.dedup.map(([c, m]) => [c, new Map(m)]));
+    this.dedup = new DedupTable();
+    this.dedup.load('btree', s.dedup);
   }
 
-  /** A canonical text of the whole state (cells with tombstones, dedup table) for equality checks. */
+  /** A canonical text of the whole state (cells with tombstones, de-dup records) for equality checks. */
   digest(): string {
     const cells = [...this.cells].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    const dedup = [...this.dedup]
-      .sort((a, b) => a[0] - b[0])
-      .map(([c, m]) => [c, [...m].sort((a, b) => a[0] - b[0])] as const);
+    const dedup = this.dedup
+      .toRecords()
+      .map((r) => `${toHex(r.key)}=${toHex(r.value)}`)
+      .sort();
     return JSON.stringify([cells, dedup]);
-  }
-
-  static indexOf(s: KvSnapshot): LogIndex {
-    return s.index as LogIndex;
   }
 }
