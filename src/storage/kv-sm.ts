@@ -226,7 +226,8 @@ export class KvStateMachine implements StateMachine<KvResult> {
     const live = entry.index > this.state.appliedOf(this.metaKind);
     const prev = this.registry.get(c.shard);
     const writes: MetaWrite[] = [];
-    if (live && (prev === undefined || prev.epoch <= c.epoch) && !this.tableDropped(c.table)) {
+    // The same epoch again (the MM re-sends assignments) keeps the first catalog version.
+    if (live && (prev === undefined || prev.epoch < c.epoch) && !this.tableDropped(c.table)) {
       const info: ShardInfo = { ...c, keyspace: keyspaceId(c.shard) };
       this.registry.set(c.shard, info);
       writes.push(registryRecord(info));
