@@ -252,7 +252,8 @@ export interface DroppedRange {
 /**
  * Everything the driver must do, drained by `replica.ready()`. The loop (docs/consensus.md):
  * 1. send `messages` now (the leader's appends go out in parallel with its own fsync);
- * 2. persist, in order: `snapshot` (install its data + meta), `truncateFrom`/`entries`, `hardState`;
+ * 2. persist, in order: `snapshot` (install its data + meta), `entries` (overwriting from entries[0]),
+ *    `hardState`;
  *    then call `replica.persisted(ready.number)` and send `messagesAfterPersist`;
  * 3. apply `committed` in order (and treat `snapshot` as applied), then `replica.applied(lastIndex)`.
  */
