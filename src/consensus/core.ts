@@ -129,6 +129,12 @@ export class Core {
     this.bugs = cfg.bugs ?? noBugs;
     this.seqr = cfg.sequencer;
     this.prng = cfg.prng;
+    const m0 = restored.snapshot?.membership ?? cfg.initialMembership;
+    assert(m0.voters.length > 0, 'a membership needs at least one voter');
+    assert(
+      new Set([...m0.voters, ...m0.learners]).size === m0.voters.length + m0.learners.length,
+      'voters and learners must be distinct',
+    );
     const hs = restored.hardState ?? { term: toTerm(0), vote: 0 as NodeId, commit: logIndex(0) };
     this.term = hs.term;
     this.vote = hs.vote;

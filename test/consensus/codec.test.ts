@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decodeEntry,
@@ -133,5 +134,66 @@ describe('consensus codec', () => {
       }
       expectCorruptionOrValid(bytes);
     }
+  });
+});
+
+describe('consensus codec properties', () => {
+  const u32 = fc.integer({ min: 1, max: 0xffff_ffff });
+  const u53 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+  const termArb = fc.integer({ min: 1, max: 2 ** 40 });
+  const seqArb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => {
+    b[0] = b[0]! & 0x7f;
+    return b as Seq;
+  });
+  const header = fc.record({
+    group: fc.integer({ min: 0, max: 0xffff_ffff }),
+    from: u32,
+    to: u32,
+    term: termArb,
+  });
+  const appendArb = fc
+    .tuple(
+      header,
+      u53,
+      fc.array(fc.tuple(seqArb, fc.uint8Array({ maxLength: 64 }), fc.constantFrom('noop', 'command')), {
+        maxLength: 8,
+      }),
+    )
+    .map(([h, prev, es]) => {
+      const prevIndex = Math.min(prev, Number.MAX_SAFE_INTEGER - 10);
+      return {
+        ...h,
+        type: 'append',
+        prevIndex,
+        prevTerm: h.term,
+        commit: prevIndex,
+        entries: es.map(([s, data, kind], k) => ({
+          index: prevIndex + 1 + k,
+          term: h.term,
+          kind,
+          seq: s,
+          data,
+        })),
+      } as unknown as Message;
+    });
+  const voteArb = fc
+    .tuple(header, fc.boolean(), fc.boolean(), u53)
+    .map(
+      ([h, pre, transfer, lastIndex]) =>
+        ({ ...h, type: 'vote', pre, transfer, lastIndex, lastTerm: h.term }) as unknown as Message,
+    );
+  const respArb = fc
+    .tuple(header, fc.boolean(), u53, u53)
+    .map(
+      ([h, reject, index, hint]) => ({ ...h, type: 'appendResp', reject, index, hint }) as unknown as Message,
+    );
+
+  it('decode(encode(m)) == m for arbitrary appends, votes and append answers', () => {
+    fc.assert(
+      fc.property(fc.oneof(appendArb, voteArb, respArb), (m) => {
+        expect(decodeMessage(encodeMessage(m))).toEqual(m);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
