@@ -352,9 +352,14 @@ export class GroupHost<R> implements GroupHostApi<R> {
       batch.push({ hg, rd, captures });
     }
     if (batch.length === 0) return;
-    void this.appendDurable(records).then(() => {
-      for (const b of batch) void this.guard(b.hg, this.finish(b.hg, b.rd, b.captures));
-    });
+    this.appendDurable(records).then(
+      () => {
+        for (const b of batch) void this.guard(b.hg, this.finish(b.hg, b.rd, b.captures));
+      },
+      (e: unknown) => {
+        if (!this.closed) throw e; // a bug: crash
+      },
+    );
   }
 
   /** Step 1: send now; a snapshot message starts a stream (its capture must precede any apply). */
@@ -444,10 +449,11 @@ export class GroupHost<R> implements GroupHostApi<R> {
     try {
       await p;
     } catch (e) {
-      if (!(e instanceof TesseraError) || this.closed) throw e;
+      hg.busy = false;
+      if (this.closed) return; // the host closed under the group's loop
+      if (!(e instanceof TesseraError)) throw e;
       this.logger.error('group stopped after an error', { group: hg.id, code: e.code, error: e.message });
       hg.stopped = true;
-      hg.busy = false;
       hg.failAll('UNAVAILABLE', `the replica failed: ${e.code}`);
     }
   }

@@ -80,7 +80,7 @@ describe('group host', () => {
     c.host(2).campaign(g, term(5));
     expect(await c.leader(g)).toBe(2);
     expect(c.host(2).status(g)!.term).toBeGreaterThanOrEqual(5);
-    expect(roles).toContain('leader');
+    await waitFor(() => roles.includes('leader'), 5_000, 'the soft state listener to hear of it');
     allOk(await put(c, g, 2, [['k', 'v']]));
     await converged(c, g, [1, 2, 3], 2);
     // Leadership transfer to node 3.

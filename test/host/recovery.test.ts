@@ -151,6 +151,7 @@ describe('group host: failures and recovery', () => {
     await waitFor(() => sm.destroyed, 5_000, 'state machine destroyed');
     expect(c.host(l).log.groupIds()).not.toContain(g);
     const l2 = await waitLeader(c, g, [other, 3]);
+    await waitFor(() => c.host(l2).status(g)!.membership.voters.length === 2, 5_000, 'removal committed');
     expect(c.host(l2).status(g)!.membership.voters.slice().sort()).toEqual([other, 3].sort());
     expect(okCount(await c.host(l2).propose(g, cmds('y', 5)))).toBe(5);
     await converged(c, g, [other, 3], l2);
