@@ -93,7 +93,8 @@ async function register(
         });
         return res.node;
       } catch (e) {
-        if (!isTesseraError(e) || e.code === 'NODE_REMOVED' || e.code === 'BAD_REQUEST') throw e;
+        // An MM node that is still starting answers BAD_REQUEST (no handler yet): keep trying.
+        if (!isTesseraError(e) || e.code === 'NODE_REMOVED') throw e;
         if (attempt === 1 || attempt % 10 === 0)
           log.info('waiting for the metadata manager', { code: e.code });
         await sleep(Math.min(1_000, 100 * attempt));
