@@ -1,21 +1,33 @@
 /**
- * Applies a group's committed log entries (commands) to the index engines through the reconciler,
- * and recovers by replaying the log from the engines' applied position. Shared by the single-node
- * store and (later) the cluster's storage node, which feeds it Raft-committed entries.
+ * Applies a group's committed log entries (commands) through the reconciler, and recovers by
+ * replaying the log from the engines' applied position. Used by the single-node store; the same
+ * "apply committed entries + replay from the applied position" serves a replica fed by Raft.
  *
- * - One applier per group. The group's table catalog (name -> keyspace, engine) lives in the btree
- *   instance's meta records, written in the same batch as that instance's applied position.
- * - Each engine instance has its own applied index; an entry is applied to an instance only if its
- *   index is above that instance's applied index, so a replay from the lowest one is idempotent.
- * - Batches: one engine transaction per instance per run of data commands.
+ * - Applying an entry puts its write into the memtable (newest record per key, in memory): that is
+ *   "applied" (reads see it), so a write is acknowledged after its fsync and this cheap step. A
+ *   background flush moves the memtable into the engines in large batches (one engine transaction
+ *   per instance per flush), writing each instance's applied index with the data, atomically.
+ * - The log is the source of truth: it is released only up to what both engines hold durably
+ *   (checkpoint), and recovery replays from the lowest applied index of the two instances; an entry
+ *   is applied to an instance only if its index is above that instance's applied index.
+ * - The group's table catalog (name -> keyspace, engine) lives in the btree instance's meta records.
  */
 import { assert } from '../lib/assert.js';
 import { type ErrorCode, TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
 import { compareSeq, seqMax, ZERO_SEQ } from '../sequencer/seq.js';
-import type { Engine, EngineKind, EngineWrite, KeyspaceId, MetaWrite } from '../engine/types.js';
+import type {
+  Engine,
+  EngineKind,
+  EngineRecord,
+  EngineWrite,
+  KeyspaceId,
+  MetaWrite,
+} from '../engine/types.js';
 import type { Log } from '../log/log.js';
 import { type Command, decodeCommand } from './command.js';
+import { type MemRecord, Memtable, memId } from './memtable.js';
 
 export interface TableInfo {
   readonly name: string;
@@ -30,9 +42,9 @@ export interface CommittedEntry {
   readonly payload: Buffer;
 }
 
+const kinds = ['btree', 'lsm'] as const;
 const tablePrefix = Buffer.from('t/');
 const nextKeyspaceKey = Buffer.from('n');
-const replayChunkEntries = 8192;
 
 function tableMetaKey(name: string): Buffer {
   return Buffer.concat([tablePrefix, Buffer.from(name, 'utf8')]);
@@ -51,21 +63,19 @@ function u32(n: number): Buffer {
   return b;
 }
 
-/** Pending data writes of one run, per engine, with the outcome slot they answer. */
-interface Run {
-  writes: Record<EngineKind, EngineWrite[]>;
-  lastIndex: number;
-  highSeq: Seq;
-}
-
 export class GroupApplier {
   readonly group: GroupId;
   private readonly engines: Record<EngineKind, Engine>;
   private readonly byName = new Map<string, TableInfo>();
   private readonly byKeyspace = new Map<number, TableInfo>();
   private nextKeyspace = 1;
+  /** Per instance: every write of an entry <= this index is in the instance. */
   private readonly engineApplied: Record<EngineKind, number>;
-  /** Every entry <= appliedIndex has been handed to the engines. */
+  private readonly mem = new Memtable();
+  private flushRunning: Promise<void> | undefined;
+  private flushError: unknown;
+  private readonly memRecordsMax: number;
+  /** Every entry <= appliedIndex is applied (memtable or engines). */
   appliedIndex: number;
   /** Highest seq applied (or recorded by an engine): a sequencer must observe it. */
   highSeq: Seq;
@@ -79,17 +89,17 @@ export class GroupApplier {
     this.engines = engines;
     this.engineApplied = applied;
     this.appliedIndex = Math.min(applied.btree, applied.lsm);
+    this.mem.activeLast = this.appliedIndex;
     this.highSeq = ZERO_SEQ;
+    this.memRecordsMax = limits.storeMemtableRecordsMax;
+    assert(this.memRecordsMax <= limits.engineBatchWritesMax, 'memtable larger than an engine batch');
   }
 
   static async open(group: GroupId, engines: Record<EngineKind, Engine>): Promise<GroupApplier> {
     const b = await engines.btree.getApplied(group);
     const l = await engines.lsm.getApplied(group);
     if (b.installing || l.installing) {
-      throw new TesseraError(
-        'CORRUPTION',
-        `group ${group}: a snapshot install was cut; the replica must catch up again`,
-      );
+      throw new TesseraError('CORRUPTION', `group ${group}: a snapshot install was cut; catch up again`);
     }
     const a = new GroupApplier(group, engines, { btree: b.index, lsm: l.index });
     a.highSeq = seqMax(b.seq, l.seq);
@@ -98,10 +108,11 @@ export class GroupApplier {
       const val = Buffer.from(m.value);
       if (key.equals(nextKeyspaceKey)) a.nextKeyspace = val.readUInt32BE(0);
       else if (key.subarray(0, 2).equals(tablePrefix)) {
+        const engine = val[4] === 1 ? 'btree' : 'lsm';
         const t: TableInfo = {
           name: key.toString('utf8', 2),
           keyspace: val.readUInt32BE(0) as KeyspaceId,
-          engine: val[4] === 1 ? 'btree' : 'lsm',
+          engine,
         };
         a.byName.set(t.name, t);
         a.byKeyspace.set(t.keyspace, t);
@@ -118,9 +129,55 @@ export class GroupApplier {
     return [...this.byName.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   }
 
-  engine(kind: EngineKind): Engine {
-    return this.engines[kind];
+  /** Index up to which both engines hold every write (durable after their next checkpoint). */
+  get flushedIndex(): number {
+    return Math.min(this.engineApplied.btree, this.engineApplied.lsm);
   }
+
+  // ---- reads ----
+
+  /** The record applied for a key (memtable first, then the engine), tombstones included. */
+  async get(t: TableInfo, key: Uint8Array): Promise<EngineRecord | undefined> {
+    const m = this.mem.get(memId(t.keyspace, key));
+    if (m) return m;
+    return this.engines[t.engine].get(t.keyspace, key);
+  }
+
+  /** Point reads in one engine call per instance. */
+  async getMany(reads: readonly { t: TableInfo; key: Uint8Array }[]): Promise<(EngineRecord | undefined)[]> {
+    const out: (EngineRecord | undefined)[] = new Array(reads.length);
+    for (const kind of kinds) {
+      const slots: number[] = [];
+      const q: { keyspace: KeyspaceId; key: Uint8Array }[] = [];
+      reads.forEach((r, i) => {
+        if (r.t.engine !== kind) return;
+        const m = this.mem.get(memId(r.t.keyspace, r.key));
+        if (m) out[i] = m;
+        else {
+          slots.push(i);
+          q.push({ keyspace: r.t.keyspace, key: r.key });
+        }
+      });
+      if (q.length === 0) continue;
+      const got = await this.engines[kind].getMany(q);
+      slots.forEach((slot, k) => {
+        out[slot] = got[k];
+      });
+    }
+    return out;
+  }
+
+  /** Resolves once every write applied so far is in the engines (for scans). */
+  async flushedUpTo(): Promise<void> {
+    const target = this.appliedIndex;
+    while (this.flushedIndex < target) {
+      this.startFlush();
+      await this.flushRunning;
+      if (this.flushError) throw this.flushError;
+    }
+  }
+
+  // ---- apply ----
 
   /** Replays the log from the lowest applied index of the engines. Returns the entries replayed. */
   async recover(log: Log): Promise<number> {
@@ -137,136 +194,166 @@ export class GroupApplier {
     if (st!.firstIndex > this.appliedIndex + 1) {
       throw new TesseraError(
         'CORRUPTION',
-        `group ${this.group}: log starts at ${st!.firstIndex}, engines need ${this.appliedIndex + 1}`,
+        `group ${this.group}: log starts at ${st!.firstIndex}, need ${this.appliedIndex + 1}`,
       );
     }
-    let replayed = 0;
-    for (let i = this.appliedIndex + 1; i <= last; ) {
-      const hi = Math.min(last, i + replayChunkEntries - 1);
-      const entries = await log.readEntries(this.group, i as LogIndex, hi as LogIndex);
+    const start = this.appliedIndex + 1;
+    for (let i = start; i <= last; ) {
+      const hi = Math.min(last, i + 16_383);
+      const entries = await log.readEntries(this.group, i as LogIndex, hi as LogIndex, 64 * 1024 * 1024);
       await this.apply(entries);
       i += entries.length;
-      replayed += entries.length;
     }
-    return replayed;
+    await this.flushedUpTo();
+    return last - start + 1;
   }
 
   /** Applies committed entries appliedIndex+1.. in order; one outcome per entry. */
   async apply(entries: readonly CommittedEntry[]): Promise<ApplyOutcome[]> {
-    const outcomes: ApplyOutcome[] = [];
+    if (this.flushError) throw this.flushError;
     const cmds = entries.map((e, k) => {
       assert(e.index === this.appliedIndex + 1 + k, `apply: entry ${e.index} out of order`);
       return decodeCommand(e.payload);
     });
-    const exists = await this.readDeleted(entries, cmds);
-    let run = this.newRun();
+    const outcomes: ApplyOutcome[] = [];
+    const stored = await this.readDeleted(entries, cmds);
     for (let k = 0; k < entries.length; k++) {
       const index = entries[k]!.index;
       const c = cmds[k]!;
+      if (compareSeq(c.seq, this.highSeq) > 0) this.highSeq = c.seq;
       if (c.op === 'put' || c.op === 'delete') {
-        outcomes.push(this.applyData(run, index, c, exists));
+        outcomes.push(this.applyData(index, c, stored));
+        this.appliedIndex = index;
         continue;
       }
-      await this.flush(run);
-      run = this.newRun();
+      await this.drain();
       outcomes.push(
         c.op === 'createTable' ? await this.applyCreate(index, c) : await this.applyDrop(index, c),
       );
+      this.appliedIndex = index;
+      this.mem.activeLast = index;
     }
-    await this.flush(run);
-    this.appliedIndex += entries.length;
+    this.mem.activeLast = this.appliedIndex; // skipped (replayed) entries count as applied too
+    if (this.mem.active.size > 0) this.startFlush();
+    if (this.mem.size >= this.memRecordsMax) await this.flushedUpTo(); // back-pressure
     return outcomes;
   }
 
   /**
-   * Makes the applied state durable in every engine and lets the log drop what they hold. Must not
-   * run concurrently with apply().
+   * Makes what the engines hold durable and lets the log drop it. Safe to run while applying:
+   * only the flushed prefix is released.
    */
   async checkpoint(log: Log): Promise<void> {
-    const upTo = this.appliedIndex;
-    for (const kind of ['btree', 'lsm'] as const) {
-      if (this.engineApplied[kind] < upTo) {
-        await this.engines[kind].applyBatch(this.group, [], upTo as LogIndex, this.highSeq);
-        this.engineApplied[kind] = upTo;
-      }
-    }
-    await Promise.all([this.engines.btree.checkpoint(), this.engines.lsm.checkpoint()]);
+    const upTo = this.flushedIndex;
+    await Promise.all(kinds.map((k) => this.engines[k].checkpoint()));
     if (upTo > 0) await log.releaseUpTo(this.group, upTo as LogIndex);
   }
 
-  private newRun(): Run {
-    return { writes: { btree: [], lsm: [] }, lastIndex: 0, highSeq: ZERO_SEQ };
+  /** Flushes everything and waits for it (before a catalog change, and on close). */
+  async drain(): Promise<void> {
+    await this.flushedUpTo();
+    await this.flushRunning;
   }
 
-  /** Whether each key deleted in this batch exists before it (a delete of an absent key is refused). */
+  /** Whether each key deleted in this batch exists before it, for keys not in the memtable. */
   private async readDeleted(
     entries: readonly CommittedEntry[],
     cmds: Command[],
   ): Promise<Map<string, boolean>> {
     const exists = new Map<string, boolean>();
-    for (const kind of ['btree', 'lsm'] as const) {
+    for (const kind of kinds) {
       const reads: { keyspace: KeyspaceId; key: Uint8Array }[] = [];
       cmds.forEach((c, k) => {
         if (c.op !== 'delete' || entries[k]!.index <= this.engineApplied[kind]) return;
-        if (this.byKeyspace.get(c.keyspace)?.engine === kind)
-          reads.push({ keyspace: c.keyspace, key: c.key });
+        if (this.byKeyspace.get(c.keyspace)?.engine !== kind) return;
+        const m = this.mem.get(memId(c.keyspace, c.key));
+        // Snapshot the memtable's answer too: a flush may move the key into the engine meanwhile.
+        if (m) exists.set(memId(c.keyspace, c.key), !m.tombstone);
+        else reads.push({ keyspace: c.keyspace, key: c.key });
       });
       if (reads.length === 0) continue;
       const got = await this.engines[kind].getMany(reads);
       reads.forEach((r, k) => {
         const rec = got[k];
-        exists.set(keyId(r.keyspace, r.key), rec !== undefined && !rec.tombstone);
+        exists.set(memId(r.keyspace, r.key), rec !== undefined && !rec.tombstone);
       });
     }
     return exists;
   }
 
   private applyData(
-    run: Run,
     index: number,
     c: Extract<Command, { op: 'put' | 'delete' }>,
-    exists: Map<string, boolean>,
+    stored: Map<string, boolean>,
   ): ApplyOutcome {
-    if (compareSeq(c.seq, this.highSeq) > 0) this.highSeq = c.seq;
     const t = this.byKeyspace.get(c.keyspace);
     if (!t) return { ok: false, code: 'TABLE_NOT_FOUND' };
-    if (index <= this.engineApplied[t.engine]) return { ok: true, seq: c.seq }; // already in the engine
-    const id = keyId(c.keyspace, c.key);
+    if (index <= this.engineApplied[t.engine]) return { ok: true, seq: c.seq }; // already in the engine (replay)
+    const id = memId(c.keyspace, c.key);
     if (c.op === 'delete') {
-      if (exists.get(id) !== true) return { ok: false, code: 'KEY_NOT_FOUND' };
-      run.writes[t.engine].push({ type: 'delete', keyspace: c.keyspace, key: c.key, seq: c.seq });
-    } else {
-      run.writes[t.engine].push({
-        type: 'put',
-        keyspace: c.keyspace,
-        key: c.key,
-        value: c.value,
-        seq: c.seq,
-      });
+      const m = this.mem.get(id);
+      const exists = m ? !m.tombstone : stored.get(id) === true;
+      if (!exists) return { ok: false, code: 'KEY_NOT_FOUND' };
     }
-    if (exists.has(id)) exists.set(id, c.op === 'put');
-    run.lastIndex = index;
-    if (compareSeq(c.seq, run.highSeq) > 0) run.highSeq = c.seq;
-    return { ok: true, seq: c.seq };
+    const rec: MemRecord = {
+      engine: t.engine,
+      keyspace: c.keyspace,
+      // Views into the entry's payload (each live entry has its own buffer; a replay chunk's buffer
+      // is held until its records are flushed, bounded by the memtable limit).
+      key: c.key,
+      value: c.op === 'put' ? c.value : new Uint8Array(0),
+      seq: c.seq,
+      tombstone: c.op === 'delete',
+    };
+    this.mem.set(id, rec, index);
+    return { ok: true, seq: rec.seq };
   }
 
-  private async flush(run: Run): Promise<void> {
-    if (run.lastIndex === 0) return;
-    await Promise.all(
-      (['btree', 'lsm'] as const).map(async (kind) => {
-        const writes = run.writes[kind];
-        if (writes.length === 0) return;
-        await this.engines[kind].applyBatch(this.group, writes, run.lastIndex as LogIndex, run.highSeq);
-        this.engineApplied[kind] = run.lastIndex;
-      }),
-    );
+  // ---- flush: memtable -> engines ----
+
+  private startFlush(): void {
+    if (this.flushRunning || this.flushError) return;
+    this.flushRunning = this.flushLoop().finally(() => {
+      this.flushRunning = undefined;
+    });
   }
+
+  private async flushLoop(): Promise<void> {
+    while (this.mem.active.size > 0 || this.mem.activeLast > this.flushedIndex) {
+      const gen = this.mem.freeze();
+      const last = this.mem.flushingLast;
+      const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
+      for (const r of gen.values()) {
+        writes[r.engine].push(
+          r.tombstone
+            ? { type: 'delete', keyspace: r.keyspace, key: r.key, seq: r.seq }
+            : { type: 'put', keyspace: r.keyspace, key: r.key, value: r.value, seq: r.seq },
+        );
+      }
+      try {
+        // Both instances move to `last` (an idle one with an empty batch) so the log can be released.
+        await Promise.all(
+          kinds.map(async (k) => {
+            if (this.engineApplied[k] >= last) return;
+            await this.engines[k].applyBatch(this.group, writes[k], last as LogIndex, this.highSeq);
+            this.engineApplied[k] = last;
+          }),
+        );
+      } catch (e) {
+        this.flushError =
+          e instanceof TesseraError ? e : new TesseraError('INTERNAL', `engine flush failed: ${String(e)}`);
+        return;
+      }
+      this.mem.flushed();
+    }
+  }
+
+  // ---- catalog ----
 
   private async applyCreate(
     index: number,
     c: Extract<Command, { op: 'createTable' }>,
   ): Promise<ApplyOutcome> {
-    if (compareSeq(c.seq, this.highSeq) > 0) this.highSeq = c.seq;
     if (index <= this.engineApplied.btree) {
       const t = this.byName.get(c.name);
       return t ? { ok: true, seq: c.seq, table: t } : { ok: false, code: 'TABLE_NOT_FOUND' };
@@ -278,7 +365,7 @@ export class GroupApplier {
       { key: tableMetaKey(t.name), value: tableMetaValue(t) },
       { key: nextKeyspaceKey, value: u32(this.nextKeyspace) },
     ];
-    await this.engines.btree.applyBatch(this.group, [], index as LogIndex, c.seq, meta);
+    await this.engines.btree.applyBatch(this.group, [], index as LogIndex, this.highSeq, meta);
     this.engineApplied.btree = index;
     this.byName.set(t.name, t);
     this.byKeyspace.set(t.keyspace, t);
@@ -286,7 +373,6 @@ export class GroupApplier {
   }
 
   private async applyDrop(index: number, c: Extract<Command, { op: 'dropTable' }>): Promise<ApplyOutcome> {
-    if (compareSeq(c.seq, this.highSeq) > 0) this.highSeq = c.seq;
     let outcome: ApplyOutcome = { ok: true, seq: c.seq };
     if (index > this.engineApplied.btree) {
       const t = this.byName.get(c.name);
@@ -294,22 +380,19 @@ export class GroupApplier {
         this.byName.delete(t.name);
         this.byKeyspace.delete(t.keyspace);
         const meta: MetaWrite[] = [{ key: tableMetaKey(t.name), value: undefined }];
-        await this.engines.btree.applyBatch(this.group, [], index as LogIndex, c.seq, meta);
+        await this.engines.btree.applyBatch(this.group, [], index as LogIndex, this.highSeq, meta);
         this.engineApplied.btree = index;
       } else {
         outcome = { ok: false, code: 'TABLE_NOT_FOUND' };
       }
     }
+    this.mem.dropKeyspace(c.keyspace);
     // Keyspace ids are never reused, so dropping the command's keyspace is always safe (and idempotent).
     if (index > this.engineApplied[c.engine]) {
       await this.engines[c.engine].dropKeyspace(c.keyspace);
-      await this.engines[c.engine].applyBatch(this.group, [], index as LogIndex, c.seq);
+      await this.engines[c.engine].applyBatch(this.group, [], index as LogIndex, this.highSeq);
       this.engineApplied[c.engine] = index;
     }
     return outcome;
   }
-}
-
-function keyId(keyspace: number, key: Uint8Array): string {
-  return `${keyspace}:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
 }

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { checkKey, checkValue } from '../engine/abstract.js';
 import { openEngine } from '../engine/index.js';
-import type { Engine, EngineKind, KeyspaceId } from '../engine/types.js';
+import type { Engine, EngineKind, EngineRecord, KeyspaceId } from '../engine/types.js';
 import { TesseraError } from '../lib/errors.js';
 import {
   type GroupId,
@@ -87,6 +87,13 @@ export class LocalStore {
   private readonly durable: { first: number; items: Pending[]; payloads: Buffer[] }[] = [];
   private applying = false;
   private sinceCheckpoint = 0;
+  private checkpointRunning: Promise<void> | undefined;
+  private readonly reads: {
+    t: TableInfo;
+    key: Uint8Array;
+    resolve: (r: EngineRecord | undefined) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   private failure: TesseraError | undefined;
   private closed = false;
   /** Entries replayed by the last open (for tests and the benchmark). */
@@ -184,25 +191,40 @@ export class LocalStore {
   }
 
   async get(table: string, key: Uint8Array): Promise<{ value: Uint8Array; seq: Seq } | undefined> {
-    checkKey(key);
-    const t = this.table(table);
-    const r = await this.engines[t.engine].get(t.keyspace, key);
+    const r = await this.getRecord(table, key);
     return r === undefined || r.tombstone ? undefined : { value: r.value, seq: r.seq };
   }
 
-  /** The stored record including a tombstone (its seq), for checks and replica comparison. */
-  async getRecord(
-    table: string,
-    key: Uint8Array,
-  ): Promise<{ value: Uint8Array; seq: Seq; tombstone: boolean } | undefined> {
+  /**
+   * The applied record including a tombstone (its seq), for checks and replica comparison. Reads
+   * issued together are served by one engine call per instance.
+   */
+  getRecord(table: string, key: Uint8Array): Promise<EngineRecord | undefined> {
     checkKey(key);
     const t = this.table(table);
-    return this.engines[t.engine].get(t.keyspace, key);
+    return new Promise((resolve, reject) => {
+      this.reads.push({ t, key, resolve, reject });
+      if (this.reads.length === 1) setImmediate(() => void this.readBatch());
+    });
   }
 
+  private async readBatch(): Promise<void> {
+    while (this.reads.length > 0) {
+      const batch = this.reads.splice(0, limits.storeGetBatchMax);
+      try {
+        const got = await this.applier.getMany(batch);
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(got[i]);
+      } catch (e) {
+        for (const r of batch) r.reject(e);
+      }
+    }
+  }
+
+  /** Ordered scan; sees every write acknowledged before it started. */
   async scan(table: string, range: ScanRange = {}): Promise<Item[]> {
     const t = this.table(table);
     const limit = Math.min(range.limit ?? limits.scanLimitDefault, limits.scanLimitMax);
+    await this.applier.flushedUpTo();
     const rows = await this.engines[t.engine].scan(t.keyspace as KeyspaceId, { ...range, limit });
     return rows.map((r) => ({ key: r.key, value: r.value, seq: r.seq }));
   }
@@ -214,7 +236,11 @@ export class LocalStore {
     while (this.proposing || this.applying || this.proposals.length > 0 || this.durable.length > 0) {
       await new Promise((r) => setImmediate(r));
     }
-    if (!this.failure) await this.applier.checkpoint(this.log);
+    await this.checkpointRunning;
+    if (!this.failure) {
+      await this.applier.drain();
+      await this.applier.checkpoint(this.log);
+    }
     await this.log.close();
     await this.engines.btree.close();
     await this.engines.lsm.close();
@@ -282,9 +308,15 @@ export class LocalStore {
         const outcomes = await this.applier.apply(entries);
         for (let k = 0; k < items.length; k++) items[k]!.resolve(outcomes[k]!);
         this.sinceCheckpoint += entries.length;
-        if (this.sinceCheckpoint >= this.checkpointEntries) {
+        if (this.sinceCheckpoint >= this.checkpointEntries && !this.checkpointRunning) {
+          // In the background: applies go on while the engines sync.
           this.sinceCheckpoint = 0;
-          await this.applier.checkpoint(this.log);
+          this.checkpointRunning = this.applier
+            .checkpoint(this.log)
+            .catch(() => {}) // a failed checkpoint only delays log compaction
+            .finally(() => {
+              this.checkpointRunning = undefined;
+            });
         }
       } catch (e) {
         // The entries are durable in the log but not applied: refuse writes from now on (a restart

@@ -1,0 +1,236 @@
+/**
+ * Storage benchmark (one machine, no replication): durable puts at 1 / 64 / 256 concurrent writers,
+ * gets, scans, log replay, and on-disk overhead per key-value, for both engines.
+ *
+ *   npm run bench:storage [-- --json] [-- --records N]
+ *
+ * 16-byte random keys, 100-byte values, 200,000 records. Overhead = on-disk bytes of the engine
+ * instance (after a full compaction for lsm) / records - 116. With --json the last line is
+ * {"btree":{"put_durable_per_s":{"1":N,"64":N,"256":N},"get_per_s":N,...},"lsm":{...}}.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { EngineKind } from '../src/engine/types.js';
+import type { LogIndex, Term } from '../src/lib/ids.js';
+import { Prng } from '../src/lib/prng.js';
+import { openLog } from '../src/log/index.js';
+import { makeSeq } from '../src/sequencer/index.js';
+import { encodeCommand } from '../src/storage/command.js';
+import { LOCAL_GROUP, LocalStore } from '../src/storage/local-store.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const recordsArg = args.indexOf('--records');
+const RECORDS = recordsArg >= 0 ? Number(args[recordsArg + 1]) : 200_000;
+const KEY_BYTES = 16;
+const VALUE_BYTES = 100;
+
+interface Result {
+  put_durable_per_s: { '1': number; '64': number; '256': number };
+  get_per_s: number;
+  scan_rows_per_s: number;
+  replay_per_s: number;
+  overhead_bytes_per_kv: number;
+}
+
+function keys(n: number, seed: number): Uint8Array[] {
+  const prng = new Prng(seed);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = new Uint8Array(KEY_BYTES);
+    for (let j = 0; j < KEY_BYTES; j += 4) new DataView(k.buffer).setUint32(j, prng.nextU32());
+    out.push(k);
+  }
+  return out;
+}
+
+/** Random (incompressible) values: LevelDB compresses, so a constant value would flatter it. */
+const values = ((): Uint8Array[] => {
+  const prng = new Prng(99);
+  return Array.from({ length: 65_536 }, () => {
+    const v = new Uint8Array(VALUE_BYTES);
+    for (let i = 0; i < VALUE_BYTES; i++) v[i] = prng.nextU32() & 0xff;
+    return v;
+  });
+})();
+const valueFor = (i: number): Uint8Array => values[i % values.length]!;
+
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += diskBytes(p);
+    else total += fs.statSync(p).blocks * 512;
+  }
+  return total;
+}
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-'));
+}
+
+const now = (): number => performance.now();
+
+/** `n` puts of the given keys with `concurrency` writers; returns puts per second. */
+async function putRate(
+  store: LocalStore,
+  table: string,
+  ks: Uint8Array[],
+  concurrency: number,
+): Promise<number> {
+  let next = 0;
+  const t0 = now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < ks.length) {
+        const i = next++;
+        await store.put(table, ks[i]!, valueFor(i));
+      }
+    }),
+  );
+  return ks.length / ((now() - t0) / 1000);
+}
+
+async function getRate(store: LocalStore, table: string, ks: Uint8Array[]): Promise<number> {
+  let next = 0;
+  let found = 0;
+  const t0 = now();
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < ks.length) if (await store.get(table, ks[next++]!)) found++;
+    }),
+  );
+  if (found !== ks.length) throw new Error(`get found ${found} of ${ks.length}`);
+  return ks.length / ((now() - t0) / 1000);
+}
+
+async function scanRate(store: LocalStore, table: string): Promise<number> {
+  let rows = 0;
+  let start: Uint8Array | undefined;
+  const t0 = now();
+  for (;;) {
+    const page = await store.scan(table, { ...(start ? { start } : {}), limit: 10_000 });
+    rows += page.length;
+    if (page.length < 10_000) break;
+    const last = page[page.length - 1]!.key;
+    start = new Uint8Array(last.length + 1);
+    start.set(last);
+  }
+  if (rows !== RECORDS) throw new Error(`scan saw ${rows} rows, want ${RECORDS}`);
+  return rows / ((now() - t0) / 1000);
+}
+
+/** Writes RECORDS put entries straight into the log (a crash before any apply), then times the open. */
+async function replayRate(kind: EngineKind, ks: Uint8Array[]): Promise<number> {
+  const dir = tempDir();
+  try {
+    const store = await LocalStore.open(dir);
+    const t = await store.createTable('bench', kind);
+    await store.close();
+    const log = await openLog(path.join(dir, 'log'));
+    let index = log.groupState(LOCAL_GROUP)!.lastIndex + 1;
+    const ts = BigInt(Date.now()) * 1_000_000n;
+    for (let i = 0; i < ks.length; i += 4096) {
+      const records = ks.slice(i, i + 4096).map((key, j) => ({
+        kind: 'entry' as const,
+        group: LOCAL_GROUP,
+        term: 1 as Term,
+        index: index++ as LogIndex,
+        payload: encodeCommand({
+          op: 'put',
+          keyspace: t.keyspace,
+          seq: makeSeq(ts, i + j, 1),
+          key,
+          value: valueFor(i + j),
+        }),
+      }));
+      await log.append(records);
+    }
+    await log.close();
+    const t0 = now();
+    const again = await LocalStore.open(dir);
+    const ms = now() - t0;
+    if (again.replayed !== ks.length) throw new Error(`replayed ${again.replayed}, want ${ks.length}`);
+    await again.close();
+    return ks.length / (ms / 1000);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchEngine(kind: EngineKind): Promise<Result> {
+  // Low-concurrency rates on a scratch store (their keys don't count in the 200,000 records).
+  const scratch = tempDir();
+  let put1: number;
+  let put64: number;
+  try {
+    const s = await LocalStore.open(scratch);
+    await s.createTable('bench', kind);
+    put1 = await putRate(s, 'bench', keys(Math.min(2000, RECORDS), 1), 1);
+    put64 = await putRate(s, 'bench', keys(Math.min(40_000, RECORDS), 2), 64);
+    await s.close();
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const dir = tempDir();
+  try {
+    const ks = keys(RECORDS, 3);
+    const store = await LocalStore.open(dir);
+    await store.createTable('bench', kind);
+    const put256 = await putRate(store, 'bench', ks, 256);
+    const shuffled = keys(RECORDS, 3).sort(() => 0); // same keys, fresh copies
+    const gets = await getRate(store, 'bench', shuffled);
+    const scans = await scanRate(store, 'bench');
+    await store.close(); // checkpoint: engines durable, log released
+    const engineDir = path.join(dir, kind);
+    if (kind === 'lsm') {
+      const { openEngine } = await import('../src/engine/index.js');
+      const e = await openEngine('lsm', engineDir);
+      await e.compact();
+      await e.close();
+    }
+    const overhead = diskBytes(engineDir) / RECORDS - (KEY_BYTES + VALUE_BYTES);
+    const replay = await replayRate(kind, ks);
+    return {
+      put_durable_per_s: { '1': Math.round(put1), '64': Math.round(put64), '256': Math.round(put256) },
+      get_per_s: Math.round(gets),
+      scan_rows_per_s: Math.round(scans),
+      replay_per_s: Math.round(replay),
+      overhead_bytes_per_kv: Math.round(overhead * 10) / 10,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(results: Record<EngineKind, Result>): string {
+  const rows: [string, (r: Result) => number][] = [
+    ['durable puts/s, 1 writer', (r) => r.put_durable_per_s['1']],
+    ['durable puts/s, 64 writers', (r) => r.put_durable_per_s['64']],
+    ['durable puts/s, 256 writers', (r) => r.put_durable_per_s['256']],
+    ['gets/s', (r) => r.get_per_s],
+    ['scan rows/s', (r) => r.scan_rows_per_s],
+    ['replay records/s', (r) => r.replay_per_s],
+    ['overhead bytes/kv', (r) => r.overhead_bytes_per_kv],
+  ];
+  const lines = [`${'metric'.padEnd(30)}${'btree'.padStart(12)}${'lsm'.padStart(12)}`];
+  for (const [name, f] of rows) {
+    lines.push(
+      `${name.padEnd(30)}${String(f(results.btree)).padStart(12)}${String(f(results.lsm)).padStart(12)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const results = {} as Record<EngineKind, Result>;
+for (const kind of ['btree', 'lsm'] as const) {
+  if (!json) process.stdout.write(`${kind}...\n`);
+  results[kind] = await benchEngine(kind);
+}
+process.stdout.write(
+  `Tessera storage benchmark: ${RECORDS} records, ${KEY_BYTES}-byte keys, ${VALUE_BYTES}-byte values, ` +
+    `${os.cpus().length} cores, Node ${process.versions.node}\n${table(results)}\n`,
+);
+if (json) process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -1,0 +1,63 @@
+/**
+ * The applied writes not yet in an engine: the newest record per key, in two generations (the one
+ * taking writes and the one being flushed). Lookups see `active`, then `flushing`, then the engine.
+ */
+import type { EngineKind, KeyspaceId } from '../engine/types.js';
+import type { Seq } from '../lib/ids.js';
+
+export interface MemRecord {
+  readonly engine: EngineKind;
+  readonly keyspace: KeyspaceId;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly seq: Seq;
+  readonly tombstone: boolean;
+}
+
+export function memId(keyspace: number, key: Uint8Array): string {
+  return `${keyspace}:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
+}
+
+export class Memtable {
+  active = new Map<string, MemRecord>();
+  flushing: Map<string, MemRecord> | undefined;
+  /** Highest log index whose writes are in `active` (or flushed). */
+  activeLast = 0;
+  /** Highest log index whose writes are in `flushing`. */
+  flushingLast = 0;
+
+  get(id: string): MemRecord | undefined {
+    return this.active.get(id) ?? this.flushing?.get(id);
+  }
+
+  set(id: string, r: MemRecord, index: number): void {
+    this.active.set(id, r);
+    this.activeLast = index;
+  }
+
+  /** Freezes `active` into `flushing` (which must be empty) and returns it. */
+  freeze(): Map<string, MemRecord> {
+    const gen = this.active;
+    this.flushing = gen;
+    this.flushingLast = this.activeLast;
+    this.active = new Map();
+    return gen;
+  }
+
+  flushed(): void {
+    this.flushing = undefined;
+  }
+
+  /** Forgets every record of a keyspace (its table was dropped). */
+  dropKeyspace(keyspace: number): void {
+    const prefix = `${keyspace}:`;
+    for (const m of [this.active, this.flushing]) {
+      if (!m) continue;
+      for (const id of m.keys()) if (id.startsWith(prefix)) m.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.active.size + (this.flushing?.size ?? 0);
+  }
+}
