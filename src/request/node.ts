@@ -128,6 +128,30 @@ async function ensureAdminToken(backend: ClusterBackend, file: string, log: Logg
   }
 }
 
+/**
+ * Heartbeats to the MM (no replicas) so the catalog shows this request manager up, with its pid and
+ * heartbeat age. Stops when `stopped()` says so.
+ */
+async function heartbeats(
+  mm: MmClient,
+  node: NodeId,
+  address: string,
+  stopped: () => boolean,
+): Promise<void> {
+  while (!stopped()) {
+    await mm
+      .call(
+        'heartbeat',
+        { node, pid: process.pid, address, diskOk: true, replicas: [] },
+        limits.mmCallAttemptMs,
+      )
+      .catch((e: unknown) => {
+        if (!isTesseraError(e)) throw e;
+      });
+    await sleep(limits.heartbeatIntervalMs);
+  }
+}
+
 export async function run(args: string[]): Promise<number> {
   const p = parseArgs(args, ['listen', 'mm', 'dir', 'secret', 'admin-token'], []);
   const listen = parseAddress(flagString(p, 'listen') ?? '');
@@ -170,12 +194,16 @@ async function serve(
     instanceId: `rm${id}-${randomBytes(6).toString('hex')}`,
   });
   log.info('request manager listening', { node: id, url: server.url });
+  let stopping = false;
+  const beating = heartbeats(mm, id, address, () => stopping);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  stopping = true;
   log.info('request manager stopping');
+  await beating;
   await server.close();
   await backend.close();
   await transport.close();
