@@ -134,6 +134,8 @@ export const limits = {
   mmCtlCallTimeoutMs: 2_000,
   mmCtlInflightMax: 256,
   mmGroupsTargetMax: 10_000,
+  /** A refused campaign order (the voter still hears from the old leader) is retried this often. */
+  mmCampaignRetryMs: 50,
 
   // Storage node (src/storage)
   /** kv.* requests in flight on one storage node (past it: TOO_MANY_REQUESTS). */

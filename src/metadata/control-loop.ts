@@ -210,7 +210,21 @@ export class ControlLoop {
         if (!isTesseraError(e)) throw e;
       }
     }
-    await this.d.ctl.campaign(a.node, a.group, a.minTerm);
+    // A voter refuses to campaign while it still hears from a leader within the election timeout
+    // (its lease may rest on it): retry at a short interval until the order times out, so the
+    // election starts as soon as the dead leader's lease is over.
+    const end = this.d.now() + this.d.config.campaignTimeoutMs;
+    for (;;) {
+      try {
+        await this.d.ctl.campaign(a.node, a.group, a.minTerm);
+        return;
+      } catch (e) {
+        if (!isTesseraError(e, 'UNAVAILABLE') || !this.running || this.d.now() >= end) throw e;
+        const now = this.d.catalog().group(a.group);
+        if (now === undefined || (now.leader !== null && now.term >= a.minTerm)) return;
+      }
+      await sleep(limits.mmCampaignRetryMs);
+    }
   }
 
   private async replaceStep(a: Extract<ControlAction, { kind: 'replace' }>): Promise<void> {
