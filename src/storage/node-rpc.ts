@@ -187,6 +187,15 @@ async function get(node: StorageNode, r: rpc.KvGetRequest): Promise<Uint8Array> 
 
 const maxBytes = (a: Uint8Array, b: Uint8Array): Uint8Array => (Buffer.compare(a, b) >= 0 ? a : b);
 
+const scanPageRows = 256;
+
+/** The smallest key above `k`. */
+function successor(k: Uint8Array): Uint8Array {
+  const out = new Uint8Array(k.length + 1);
+  out.set(k);
+  return out;
+}
+
 async function scan(node: StorageNode, r: rpc.KvScanRequest): Promise<Uint8Array> {
   const [sm, s] = await linearizable(node, r);
   const start = maxBytes(r.start, s.start);
@@ -194,19 +203,30 @@ async function scan(node: StorageNode, r: rpc.KvScanRequest): Promise<Uint8Array
   if (s.end.length > 0 && (end === undefined || Buffer.compare(s.end, end) < 0)) end = s.end;
   if (end !== undefined && Buffer.compare(start, end) >= 0)
     return rpc.encodeKvScanResult({ items: [], next: null });
-  const rows = await sm
-    .engineOf(s)
-    .scan(s.keyspace, { start, ...(end === undefined ? {} : { end }), limit: r.limit + 1 });
+  // Pages of a few rows: large values never load more than about bytesMax + one page.
+  const engine = sm.engineOf(s);
   const items: rpc.KvScanItem[] = [];
   let bytes = 0;
   let next: Uint8Array | null = null;
-  for (const row of rows) {
-    if (items.length >= r.limit || (items.length > 0 && bytes >= r.bytesMax)) {
-      next = row.key;
-      break;
+  let from = start;
+  for (;;) {
+    const page = Math.min(r.limit + 1 - items.length, scanPageRows);
+    const rows = await engine.scan(s.keyspace, {
+      start: from,
+      ...(end === undefined ? {} : { end }),
+      limit: page,
+    });
+    for (const row of rows) {
+      if (items.length >= r.limit || (items.length > 0 && bytes >= r.bytesMax)) {
+        next = row.key;
+        break;
+      }
+      items.push({ key: row.key, value: row.value, seq: row.seq });
+      bytes += row.key.length + row.value.length;
     }
-    items.push({ key: row.key, value: row.value, seq: row.seq });
-    bytes += row.key.length + row.value.length;
+    const last = rows[rows.length - 1];
+    if (next !== null || rows.length < page || last === undefined) break;
+    from = successor(last.key);
   }
   return rpc.encodeKvScanResult({ items, next });
 }

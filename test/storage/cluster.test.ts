@@ -195,6 +195,25 @@ describe('storage nodes: a group of 3 over the RPC', () => {
     expect(page2.next).toBeNull();
   });
 
+  it('scans page through many rows and stop at bytesMax with a next key', async () => {
+    const keys = Array.from({ length: 300 }, (_, i) => `p${String(i).padStart(4, '0')}`);
+    await Promise.all(keys.map((k) => put(leader, k, 'v'.repeat(100))));
+    const scan = (start: string, limit: number, bytesMax: number) =>
+      rm
+        .request(
+          leader,
+          StorageKind.kvScan,
+          rpc.encodeKvScan({ ...target(), start: enc(start), end: enc('p1'), limit, bytesMax }),
+        )
+        .then(rpc.decodeKvScanResult);
+    const all = await scan('p', 1000, 1 << 20);
+    expect(all.items.map((i) => dec(i.key))).toEqual(keys);
+    expect(all.next).toBeNull();
+    const some = await scan('p', 1000, 1000);
+    expect(some.items.length).toBe(10); // 10 x 105 bytes >= 1000
+    expect(dec(some.next as Uint8Array)).toBe('p0010');
+  });
+
   it('a follower answers NOT_LEADER with a hint of the leader and its address', async () => {
     const follower = ids.find((id) => id !== leader) as NodeId;
     const e = await failure(get(follower, 'apple'));
