@@ -338,6 +338,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
       if (!hg.replica.hasReady()) continue;
       hg.busy = true;
       const rd = hg.replica.ready();
+      // Data received for a snapshot the core declined (it would be in this Ready otherwise).
+      if (rd.snapshot === null && hg.staged.size > 0) hg.staged.clear();
       const captures = this.sendMessages(hg, rd.messages);
       if (rd.snapshot !== null) {
         void this.guard(hg, this.installThenFinish(hg, rd, captures));

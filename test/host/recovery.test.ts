@@ -173,6 +173,13 @@ describe('group host: failures and recovery', () => {
     for (const outs of all) expect(okCount(outs)).toBe(40);
     for (const [k, g] of gs.entries()) await converged(c, g, [1, 2, 3], leaders[k]!);
     for (const id of [1, 2, 3]) expect(c.host(id).log.groupIds().sort()).toEqual([1, 2, 3, 4]);
+    // Group commit: proposals to the 2 groups led by node 1, made in one turn, share one append.
+    const appends = () =>
+      Number(/log_append_seconds_count\{node="1"\} (\d+)/.exec(c.node(1).registry.expose())?.[1]);
+    const before = appends();
+    const mine = [0, 3, 0].map((k, j) => c.host(1).propose(gs[k]!, cmds(`gc${j}-`, 2)));
+    for (const outs of await Promise.all(mine)) expect(okCount(outs)).toBe(2);
+    expect(appends() - before).toBe(1);
     expect(c.sm(1, gs[0]!).data.has('g2-0')).toBe(false);
     // Restart a node: all four groups come back from the one log (group 2 needs a new leader).
     await c.stop(2);
