@@ -52,6 +52,8 @@ export class ControlLoop {
   private timer: NodeJS.Timeout | null = null;
   private readonly inflight = new Set<string>();
   private reconciled = false;
+  /** Shards whose assignShard did not reach their group yet (retried every tick). */
+  private readonly unassigned = new Set<ShardId>();
   private running = false;
 
   constructor(private readonly d: ControlLoopDeps) {}
@@ -66,6 +68,7 @@ export class ControlLoop {
     this.leaderSinceMs = leaderSinceMs;
     this.memory = emptyControlMemory;
     this.heartbeats.clear();
+    this.unassigned.clear();
     this.reconciled = false;
     this.timer = setInterval(() => this.tick(), limits.mmControlTickMs);
   }
@@ -125,6 +128,12 @@ export class ControlLoop {
     if (decision.inGrace) return;
     this.formGroups(catalog);
     this.finishDrops(catalog);
+    for (const sh of this.unassigned) {
+      this.once(`assign:${sh}`, async () => {
+        await this.assignShard(sh, limits.mmCtlCallTimeoutMs);
+        this.unassigned.delete(sh);
+      });
+    }
     if (!this.reconciled) {
       this.reconciled = true;
       this.once('reconcile', () => this.reconcileAssignments());
@@ -320,8 +329,21 @@ export class ControlLoop {
     }
   }
 
-  /** Commits the shard's assignment in its group's log (ctl.propose assignShard). */
+  /**
+   * Commits the shard's assignment in its group's log (ctl.propose assignShard). On failure the
+   * shard is kept and retried by the loop while this node leads.
+   */
   async assignShard(shard: ShardId, deadlineMs: number = limits.mmCallDeadlineMs): Promise<void> {
+    try {
+      await this.sendAssignment(shard, deadlineMs);
+      this.unassigned.delete(shard);
+    } catch (e) {
+      if (this.running && this.unassigned.size < limits.mmCtlInflightMax) this.unassigned.add(shard);
+      throw e;
+    }
+  }
+
+  private async sendAssignment(shard: ShardId, deadlineMs: number): Promise<void> {
     const c = this.d.catalog();
     const sh = c.state.shards.get(shard);
     if (sh === undefined) return;
