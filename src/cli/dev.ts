@@ -194,8 +194,29 @@ async function readiness(url: string, token: string, groups: number): Promise<Re
   }
 }
 
+/** Refuses to run twice on one directory: cluster.json names a live supervisor. */
+function checkNotRunning(dir: string): void {
+  const file = path.join(dir, 'cluster.json');
+  if (!existsSync(file)) return;
+  let pid: unknown;
+  try {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { processes?: { role?: string; pid?: unknown }[] };
+    pid = j.processes?.find((p) => p.role === 'dev')?.pid;
+  } catch {
+    return;
+  }
+  if (typeof pid !== 'number' || pid === process.pid) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return;
+  }
+  throw new UsageError(`a tessera dev (pid ${pid}) is already running on ${dir}`);
+}
+
 export async function run(args: string[]): Promise<number> {
   const o = parseDevArgs(args);
+  checkNotRunning(o.dir);
   const say = (line: string): void => {
     process.stdout.write(`tessera dev: ${line}\n`);
   };
