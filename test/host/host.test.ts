@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { memoryCommand } from '../../src/host/memory-sm.js';
 import type { CommandOutcome } from '../../src/host/types.js';
 import { isTesseraError } from '../../src/lib/errors.js';
-import { type GroupId, nodeId, term } from '../../src/lib/ids.js';
+import { type GroupId, groupId, logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { encodeSnapshotFrame } from '../../src/host/snapshot-stream.js';
+import { HOST_SNAPSHOT_KIND } from '../../src/host/types.js';
 import { Cluster, members, waitFor } from './harness.js';
 
 let cluster: Cluster | undefined;
@@ -89,5 +91,23 @@ describe('group host', () => {
     expect(await c.leader(g)).toBe(3);
     allOk(await put(c, g, 3, [['k2', 'v2']]));
     await converged(c, g, [1, 2, 3], 3);
+  });
+  it('refuses snapshot frames out of sequence, for unknown groups, or with a bad final message', async () => {
+    const c = (cluster = await Cluster.start(2));
+    const g = await c.addGroup(1, members(1, 2), 'directed');
+    const t = c.node(2).transport!;
+    const send = (f: Parameters<typeof encodeSnapshotFrame>[0]) =>
+      t.request(nodeId(1), HOST_SNAPSHOT_KIND, encodeSnapshotFrame(f));
+    const base = { group: g, index: logIndex(10), bytes: new Uint8Array([1]) };
+    await expect(send({ ...base, type: 'chunk', number: 1 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(send({ ...base, group: groupId(99), type: 'chunk', number: 0 })).rejects.toMatchObject({
+      code: 'GROUP_NOT_FOUND',
+    });
+    await send({ ...base, type: 'chunk', number: 0 });
+    await expect(send({ ...base, type: 'chunk', number: 2 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(send({ ...base, type: 'done', number: 1 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    // The replica was not disturbed.
+    expect(c.host(1).status(g)!.commit).toBe(0);
+    expect(c.host(1).status(g)!.role).toBe('follower');
   });
 });

@@ -207,6 +207,8 @@ describe('group host: failures and recovery', () => {
     const outs = await c.host(l).propose(g, [memoryCommand('lost', 'x')]);
     expect(outs[0]!.ok).toBe(false);
     expect(outs[0]!.ok ? '' : outs[0]!.error.code).toBe('OUTCOME_UNKNOWN');
+    // The old leader stepped down (check-quorum): it refuses reads.
+    await expect(c.host(l).read(g)).rejects.toMatchObject({ code: 'NOT_LEADER' });
     const l2 = await waitLeader(c, g, others);
     expect(okCount(await c.host(l2).propose(g, cmds('b', 5)))).toBe(5);
     sw.clear();
