@@ -120,7 +120,7 @@ export class SnapshotReceiver<R> {
       chunks = inc.chunks;
     }
     hg.incoming = null;
-    hg.staged.clear();
+    // Kept until the next Ready: the core may still want an earlier one it accepted before.
     hg.staged.set(f.index, { index: f.index, chunks });
     hg.replica.step(m);
     this.stepped(hg);
