@@ -29,6 +29,8 @@ export interface SupervisorOptions {
   restartBackoffMinMs?: number;
   restartBackoffMaxMs?: number;
   stopGraceMs?: number;
+  /** How to start a child (default: this process's entry: execPath, execArgv, main script). */
+  entry?: { execPath: string; args: string[] };
 }
 
 interface Running {
@@ -45,7 +47,15 @@ export class Supervisor {
   private readonly o: Required<SupervisorOptions>;
 
   constructor(opts: SupervisorOptions) {
-    this.o = { restartBackoffMinMs: 300, restartBackoffMaxMs: 5_000, stopGraceMs: 8_000, ...opts };
+    const script = process.argv[1];
+    assert(script !== undefined, 'no main script');
+    this.o = {
+      restartBackoffMinMs: 300,
+      restartBackoffMaxMs: 5_000,
+      stopGraceMs: 8_000,
+      entry: { execPath: process.execPath, args: [...process.execArgv, script] },
+      ...opts,
+    };
   }
 
   start(spec: ChildSpec): void {
@@ -60,11 +70,10 @@ export class Supervisor {
 
   private spawn(r: Running): void {
     assert(!this.stopping, 'spawn while stopping');
-    const script = process.argv[1];
-    assert(script !== undefined, 'no main script');
+    const entry = this.o.entry;
     const fd = openSync(this.logPath(r.spec), 'a');
     try {
-      r.proc = spawn(process.execPath, [...process.execArgv, script, ...r.spec.args], {
+      r.proc = spawn(entry.execPath, [...entry.args, ...r.spec.args], {
         stdio: ['ignore', fd, fd],
         env: { ...process.env, TESSERA_DEV_PARENT_PID: String(process.pid) },
         // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children.
@@ -133,6 +142,12 @@ export class Supervisor {
 
   alive(): number {
     return this.children.filter((r) => r.proc !== null).length;
+  }
+
+  /** SIGKILL to every running child (a second Ctrl-C). */
+  killAll(): void {
+    this.stopping = true;
+    for (const r of this.children) r.proc?.kill('SIGKILL');
   }
 
   /** SIGTERM to every child, then SIGKILL to those still running after the grace period. */

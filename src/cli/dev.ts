@@ -241,10 +241,19 @@ export async function run(args: string[]): Promise<number> {
     })();
     return stopping;
   };
+  // Handlers stay installed: a second signal must not kill the supervisor and orphan its children;
+  // it escalates to SIGKILL of the children instead.
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = (): void => void stop().then(resolve);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    const onSignal = (): void => {
+      if (stopping !== null) {
+        say('second signal: SIGKILL to every child');
+        sup.killAll();
+        return;
+      }
+      void stop().then(resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   for (const spec of childSpecs(o, state, storageCount)) {
     say(
