@@ -135,6 +135,9 @@ export class SimWorld {
       electionTimeoutMs: timing.electionTimeoutMs,
       graceMs: 3 * timing.heartbeatIntervalMs,
       campaign: (g, n, minTerm) => this.sendCampaign(g, n, minTerm),
+      transfer: (g, leader, to) => this.sendTransfer(g, leader, to),
+      transferRate: 0.01,
+      prng: this.prng.fork(),
       trace: (t) => this.log(t),
     });
     this.buildNodes();
@@ -292,6 +295,12 @@ export class SimWorld {
     });
   }
 
+  private sendTransfer(group: GroupId, leader: NodeId, to: NodeId): void {
+    this.net.send(mmEndpoint, leader, () => {
+      this.nodes[leader - 1]?.deliver(() => this.hostOf(leader, group)?.transfer(to));
+    });
+  }
+
   private sendRequest(
     client: number,
     node: NodeId,
@@ -347,6 +356,7 @@ export class SimWorld {
       this.nemesis.start();
       this.runUntil(faultMs);
       this.nemesis.calm();
+      this.mm.rebalancing = false;
       const deadline = this.now + livenessMs;
       for (const c of this.clients) c.stopAndVerify(deadline);
       this.runUntil(deadline, () => this.settled());
@@ -423,7 +433,7 @@ export class SimWorld {
       events: this.events,
       trace: invariant === null ? [] : this.trace.lines(),
       report,
-      summary: `${this.nodes.length} nodes, groups ${shape}, ${this.clients.length} clients, ${this.nemesis.faults} faults, ${this.mm.campaignsOrdered} directed campaigns`,
+      summary: `${this.nodes.length} nodes, groups ${shape}, ${this.clients.length} clients, ${this.nemesis.faults} faults, ${this.mm.campaignsOrdered} directed campaigns, ${this.mm.transfersOrdered} transfers`,
     };
   }
 }

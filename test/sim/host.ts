@@ -172,6 +172,15 @@ export class ReplicaHost implements LogView {
     this.drive();
   }
 
+  transfer(to: NodeId): void {
+    if (!this.replica) return;
+    const r = this.replica.transferLeadership(to);
+    this.env.trace(
+      () => `n${this.node} g${this.env.group} transfer to n${to} -> ${r.ok ? 'ok' : r.error.code}`,
+    );
+    this.drive();
+  }
+
   request(req: ClientRequest, reply: (r: ClientReply) => void): void {
     const r = this.replica;
     if (!r) return;

@@ -7,6 +7,7 @@
  */
 import type { ReplicaStatus } from '../../src/consensus/types.js';
 import type { GroupId, NodeId } from '../../src/lib/ids.js';
+import type { Prng } from '../../src/lib/prng.js';
 
 interface Report {
   at: number;
@@ -29,12 +30,20 @@ export interface MmEnv {
   graceMs: number;
   /** Sends a campaign(minTerm) order to a replica (over the network). */
   campaign(group: GroupId, node: NodeId, minTerm: number): void;
+  /** Sends a leadership transfer order to a group's leader (over the network). */
+  transfer(group: GroupId, leader: NodeId, to: NodeId): void;
+  /** Chance per heartbeat interval and group of a rebalancing transfer (while `rebalancing`). */
+  readonly transferRate: number;
+  readonly prng: Prng;
   trace(text: () => string): void;
 }
 
 export class SimMetadataManager {
   private readonly groups = new Map<GroupId, GroupView>();
   campaignsOrdered = 0;
+  transfersOrdered = 0;
+  /** Rebalancing by leadership transfer (off in the liveness phase). */
+  rebalancing = true;
 
   constructor(private readonly env: MmEnv) {}
 
@@ -65,7 +74,10 @@ export class SimMetadataManager {
     if (now < this.env.graceMs) return;
     const silentMs = this.env.heartbeatIntervalMs * this.env.heartbeatsMissedMax;
     for (const [group, g] of this.groups) {
-      if (now - g.lastLeaderAt <= silentMs) continue;
+      if (now - g.lastLeaderAt <= silentMs) {
+        this.maybeRebalance(group, g, now - silentMs);
+        continue;
+      }
       if (now - g.lastCampaignAt < this.env.electionTimeoutMs) continue;
       const best = this.pick(g, now - silentMs);
       if (best === undefined) continue;
@@ -75,6 +87,22 @@ export class SimMetadataManager {
       this.env.trace(() => `mm: g${group} leader silent, orders n${best} to campaign at >= ${minTerm}`);
       this.env.campaign(group, best, minTerm);
     }
+  }
+
+  /** Now and then moves a healthy leader elsewhere (rebalancing), by leadership transfer. */
+  private maybeRebalance(group: GroupId, g: GroupView, since: number): void {
+    if (!this.rebalancing || !this.env.prng.chance(this.env.transferRate)) return;
+    let leader: ReplicaStatus | undefined;
+    for (const r of g.reports.values()) {
+      if (r.at >= since && r.status.role === 'leader' && r.status.term >= g.maxTerm) leader = r.status;
+    }
+    if (leader === undefined) return;
+    const targets = g.members.filter((m) => m !== leader.id && (g.reports.get(m)?.at ?? -1) >= since);
+    if (targets.length === 0) return;
+    const to = this.env.prng.pick(targets);
+    this.transfersOrdered++;
+    this.env.trace(() => `mm: g${group} rebalance: n${leader.id} transfers leadership to n${to}`);
+    this.env.transfer(group, leader.id, to);
   }
 
   /** The replica heard from recently with the longest log (then the highest term, then lowest id). */
