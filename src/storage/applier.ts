@@ -151,7 +151,7 @@ export class GroupApplier {
       const q: { keyspace: KeyspaceId; key: Uint8Array }[] = [];
       reads.forEach((r, i) => {
         if (r.t.engine !== kind) return;
-        const m = this.mem.get(memId(r.t.keyspace, r.key));
+        const m = this.mem.size === 0 ? undefined : this.mem.get(memId(r.t.keyspace, r.key));
         if (m) out[i] = m;
         else {
           slots.push(i);

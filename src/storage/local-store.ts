@@ -59,7 +59,6 @@ export interface ScanRange {
 }
 
 type Pending = { cmd: Command; resolve: (o: ApplyOutcome) => void; reject: (e: unknown) => void };
-type Proposal = Omit<Pending, 'cmd'> & { make: (seq: Seq) => Command };
 
 const tableNameRe = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -82,8 +81,8 @@ export class LocalStore {
   private readonly clockNs: () => bigint;
   private readonly checkpointEntries: number;
   private nextIndex: number;
-  private readonly proposals: Proposal[] = [];
-  private proposing = false;
+  private inflight = 0;
+  private appendError: unknown;
   private readonly durable: { first: number; items: Pending[]; payloads: Buffer[] }[] = [];
   private applying = false;
   private sinceCheckpoint = 0;
@@ -229,11 +228,18 @@ export class LocalStore {
     return rows.map((r) => ({ key: r.key, value: r.value, seq: r.seq }));
   }
 
+  /** Flushes the memtable, makes the engines durable and releases the log up to them. */
+  async checkpoint(): Promise<void> {
+    await this.checkpointRunning;
+    await this.applier.drain();
+    await this.applier.checkpoint(this.log);
+  }
+
   /** Checkpoints (engines durable, log released) and closes everything. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.proposing || this.applying || this.proposals.length > 0 || this.durable.length > 0) {
+    while (this.inflight > 0 || this.applying || this.durable.length > 0) {
       await new Promise((r) => setImmediate(r));
     }
     await this.checkpointRunning;
@@ -253,46 +259,51 @@ export class LocalStore {
 
   // ---- the write pipeline ----
 
+  /**
+   * Sequences the write (seq + next log index, in call order) and appends it at once: the log
+   * batches every append that arrives while an fsync runs into the next one.
+   */
   private propose(make: (seq: Seq) => Command): Promise<ApplyOutcome> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new TesseraError('UNAVAILABLE', 'the store is closing'));
-    if (this.proposals.length >= limits.proposalQueueMax) {
+    if (this.appendError) return Promise.reject(this.appendError); // until in-flight appends settle
+    if (this.inflight >= limits.proposalQueueMax) {
       return Promise.reject(new TesseraError('TOO_MANY_REQUESTS', 'too many writes waiting'));
     }
+    const cmd = make(this.sequencer.next(this.clockNs()));
+    const payload = encodeCommand(cmd);
+    const index = this.nextIndex++;
+    this.inflight++;
     return new Promise<ApplyOutcome>((resolve, reject) => {
-      this.proposals.push({ make, resolve, reject });
-      if (!this.proposing) void this.proposeLoop();
+      const item: Pending = { cmd, resolve, reject };
+      const record: LogRecord = {
+        kind: 'entry',
+        group: LOCAL_GROUP,
+        term: LOCAL_TERM,
+        index: index as LogIndex,
+        payload,
+      };
+      this.log.append([record]).then(
+        () => {
+          // Appends resolve in log order, so `durable` stays in index order.
+          this.inflight--;
+          this.durable.push({ first: index, items: [item], payloads: [payload] });
+          if (!this.applying) void this.applyLoop();
+        },
+        (e: unknown) => {
+          // DISK_FULL (or RECORD_TOO_LARGE): nothing of it is in the log, nor of any append after
+          // it. New writes are refused until every in-flight append has settled, then the index
+          // counter restarts from the log's end.
+          this.inflight--;
+          this.appendError ??= e;
+          if (this.inflight === 0) {
+            this.nextIndex = (this.log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
+            this.appendError = undefined;
+          }
+          reject(e);
+        },
+      );
     });
-  }
-
-  private async proposeLoop(): Promise<void> {
-    this.proposing = true;
-    while (this.proposals.length > 0) {
-      const batch = this.proposals.splice(0, limits.logBatchRecordsMax);
-      const first = this.nextIndex;
-      const items: Pending[] = [];
-      const payloads: Buffer[] = [];
-      const records: LogRecord[] = [];
-      for (const p of batch) {
-        const cmd = p.make(this.sequencer.next(this.clockNs()));
-        const payload = encodeCommand(cmd);
-        const index = (first + items.length) as LogIndex;
-        items.push({ cmd, resolve: p.resolve, reject: p.reject });
-        payloads.push(payload);
-        records.push({ kind: 'entry', group: LOCAL_GROUP, term: LOCAL_TERM, index, payload });
-      }
-      try {
-        await this.log.append(records);
-        this.nextIndex = first + items.length;
-        this.durable.push({ first, items, payloads });
-        if (!this.applying) void this.applyLoop();
-      } catch (e) {
-        // DISK_FULL (or RECORD_TOO_LARGE): nothing of this batch is in the log.
-        this.nextIndex = (this.log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
-        for (const it of items) it.reject(e);
-      }
-    }
-    this.proposing = false;
   }
 
   private async applyLoop(): Promise<void> {
