@@ -16,6 +16,9 @@ export class Sequencer {
   readonly nodeId: NodeId;
   private timestampNs = -1n; // -1: nothing issued or observed yet
   private counter = 0;
+  /** The 8 big-endian bytes of timestampNs, refreshed only when it changes (the hot path). */
+  private readonly timestampBytes = new Uint8Array(8);
+  private timestampBytesFor = -1n;
 
   constructor(nodeId: NodeId, initial?: Seq) {
     assert(Number.isInteger(nodeId) && nodeId > 0 && nodeId <= 0xffff_ffff, `bad node id ${nodeId}`);
@@ -35,7 +38,28 @@ export class Sequencer {
       this.timestampNs += 1n;
       this.counter = 0;
     }
-    return makeSeq(this.timestampNs, this.counter, this.nodeId);
+    return this.issue();
+  }
+
+  /** Builds the seq of the current (timestamp, counter) without BigInt work when the timestamp is unchanged. */
+  private issue(): Seq {
+    if (this.timestampBytesFor !== this.timestampNs) {
+      new DataView(this.timestampBytes.buffer).setBigUint64(0, this.timestampNs);
+      this.timestampBytesFor = this.timestampNs;
+    }
+    const b = new Uint8Array(16);
+    b.set(this.timestampBytes, 0);
+    const c = this.counter;
+    b[8] = c >>> 24;
+    b[9] = (c >>> 16) & 0xff;
+    b[10] = (c >>> 8) & 0xff;
+    b[11] = c & 0xff;
+    const n = this.nodeId;
+    b[12] = n >>> 24;
+    b[13] = (n >>> 16) & 0xff;
+    b[14] = (n >>> 8) & 0xff;
+    b[15] = n & 0xff;
+    return b as Seq;
   }
 
   /** Moves the clock past `seq`: every later `next()` returns a greater seq. */
