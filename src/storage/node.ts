@@ -36,6 +36,9 @@ export interface StorageNodeOptions {
   readonly heartbeatIntervalMs?: number;
   readonly timing?: ReplicaTiming;
   readonly tickIntervalMs?: number;
+  /** Host checkpoint / compaction tuning (tests force snapshots with small values). */
+  readonly checkpointEntries?: number;
+  readonly compactionMarginEntries?: number;
   readonly allowFaultAdmin?: boolean;
   readonly logger?: Logger;
   /** Replaces the disk write probe (tests: simulate a full disk). */
@@ -76,6 +79,23 @@ function loadNodeFile(dir: string): NodeFile {
 function saveNodeFile(dir: string, f: NodeFile): void {
   const file = path.join(dir, 'node.json');
   writeFileSync(`${file}.tmp`, `${JSON.stringify(f)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** DIR/peers.json, version 1: {"version":1,"peers":[{"node":N,"address":"host:port"}]}. */
+function loadPeers(dir: string): MemberAddress[] {
+  const file = path.join(dir, 'peers.json');
+  if (!existsSync(file)) return [];
+  const j = JSON.parse(readFileSync(file, 'utf8')) as { version: number; peers: MemberAddress[] };
+  if (j.version !== 1 || !Array.isArray(j.peers))
+    throw new TesseraError('CORRUPTION', `${file}: not format v1`);
+  return j.peers.map((p) => ({ node: toNodeId(p.node), address: String(p.address) }));
+}
+
+function savePeers(dir: string, addresses: ReadonlyMap<NodeId, string>): void {
+  const file = path.join(dir, 'peers.json');
+  const peers = [...addresses].map(([node, address]) => ({ node, address }));
+  writeFileSync(`${file}.tmp`, `${JSON.stringify({ version: 1, peers })}\n`);
   renameSync(`${file}.tmp`, file);
 }
 
@@ -132,6 +152,10 @@ export class StorageNode {
         logger: log,
         ...(opts.timing === undefined ? {} : { timing: opts.timing }),
         ...(opts.tickIntervalMs === undefined ? {} : { tickIntervalMs: opts.tickIntervalMs }),
+        ...(opts.checkpointEntries === undefined ? {} : { checkpointEntries: opts.checkpointEntries }),
+        ...(opts.compactionMarginEntries === undefined
+          ? {}
+          : { compactionMarginEntries: opts.compactionMarginEntries }),
       });
     } catch (e) {
       for (const en of engines.values()) await en.close();
@@ -149,6 +173,8 @@ export class StorageNode {
       log,
     );
     registerHandlers(node);
+    // Peers known before a restart: the groups can talk before the MM answers (or while it is down).
+    node.learnAddresses(loadPeers(opts.dir), false);
     await node.probeDisk();
     const interval = opts.heartbeatIntervalMs ?? limits.heartbeatIntervalMs;
     node.probeTimer = setInterval(() => void node.probeDisk(), interval);
@@ -173,14 +199,18 @@ export class StorageNode {
     await this.host.addGroup(group, { membership, electionMode: mode });
   }
 
-  learnAddresses(addresses: readonly MemberAddress[]): void {
+  /** Gives the transport the members' addresses; new ones are kept in DIR/peers.json. */
+  learnAddresses(addresses: readonly MemberAddress[], persist = true): void {
+    let changed = false;
     for (const a of addresses) {
       if (a.node === this.id || this.addresses.get(a.node) === a.address) continue;
       const addr = parseAddress(a.address);
       if (addr === null) continue;
       this.addresses.set(a.node, a.address);
       this.transport.setPeer(a.node, addr);
+      changed = true;
     }
+    if (changed && persist) savePeers(this.opts.dir, this.addresses);
   }
 
   async dropGroup(group: GroupId): Promise<void> {
