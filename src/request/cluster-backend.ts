@@ -64,7 +64,19 @@ const toCondition = (c: WriteCondition): RpcCondition =>
 
 export const tokenIdText = (id: number): string => id.toString(16).padStart(16, '0');
 
+/** TokenWire -> TokenRecord, converted once per cached wire record (verifyToken runs per request). */
+const tokenRecords = new WeakMap<TokenWire, TokenRecord>();
+
 function tokenRecord(t: TokenWire): TokenRecord {
+  let r = tokenRecords.get(t);
+  if (r === undefined) {
+    r = convertToken(t);
+    tokenRecords.set(t, r);
+  }
+  return r;
+}
+
+function convertToken(t: TokenWire): TokenRecord {
   return {
     id: tokenIdText(t.id),
     hash: t.hash,

@@ -106,9 +106,14 @@ async function register(
 }
 
 /** Makes sure the token in `file` is an admin token in the catalog (idempotent by hash). */
-async function ensureAdminToken(backend: ClusterBackend, file: string, log: Logger): Promise<void> {
+async function ensureAdminToken(
+  backend: ClusterBackend,
+  file: string,
+  log: Logger,
+  stopped: () => boolean,
+): Promise<void> {
   const hash = hashToken(readFileSync(file, 'utf8').trim());
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; !stopped(); attempt++) {
     try {
       if ((await backend.verifyToken(hash))?.role === 'admin') return;
       await backend.createToken({
@@ -187,14 +192,23 @@ async function serve(
   const backend = new ClusterBackend({ transport, mm, log });
   backend.start();
   const adminToken = flagString(p, 'admin-token');
-  if (adminToken !== undefined) void ensureAdminToken(backend, adminToken, log);
-  const server = await startHttpServer(backend, {
-    host: listen.host,
-    port: listen.port,
-    instanceId: `rm${id}-${randomBytes(6).toString('hex')}`,
-  });
-  log.info('request manager listening', { node: id, url: server.url });
   let stopping = false;
+  if (adminToken !== undefined) void ensureAdminToken(backend, adminToken, log, () => stopping);
+  let server: Awaited<ReturnType<typeof startHttpServer>>;
+  try {
+    server = await startHttpServer(backend, {
+      host: listen.host,
+      port: listen.port,
+      instanceId: `rm${id}-${randomBytes(6).toString('hex')}`,
+    });
+  } catch (e) {
+    // e.g. EADDRINUSE: close what runs so the process exits with the error.
+    stopping = true;
+    await backend.close();
+    await transport.close();
+    throw e;
+  }
+  log.info('request manager listening', { node: id, url: server.url });
   const beating = heartbeats(mm, id, address, () => stopping);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
