@@ -146,6 +146,8 @@ export const limits = {
   // Single-node store (src/storage/local-store.ts, applier)
   /** Applied writes held in memory before the engines have them; applies wait above this. */
   storeMemtableRecordsMax: 100_000,
+  /** Writes per engine transaction when the memtable is flushed. */
+  storeFlushBatchWritesMax: 16_384,
   /** Point reads coalesced into one engine call. */
   storeGetBatchMax: 10_000,
 } as const;
