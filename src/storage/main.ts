@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { flagString, parseArgs, UsageError } from '../cli/args.js';
+import { isTesseraError } from '../lib/errors.js';
 import { type NodeId, nodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { createLogger } from '../lib/log.js';
@@ -52,7 +53,7 @@ export async function run(args: string[]): Promise<number> {
   )
     throw new UsageError('--heartbeat-ms must be a positive integer');
   const log = createLogger('storage');
-  const node = await StorageNode.start({
+  const start = StorageNode.start({
     dir,
     listen,
     secret: loadClusterSecret(secretPath(dir, flagString(p, 'secret'))),
@@ -62,6 +63,14 @@ export async function run(args: string[]): Promise<number> {
     ...(flagString(p, 'advertise') === undefined ? {} : { advertise: flagString(p, 'advertise') as string }),
     ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
   });
+  let node: StorageNode;
+  try {
+    node = await start;
+  } catch (e) {
+    if (!isTesseraError(e, 'NODE_REMOVED')) throw e;
+    log.error(e.message);
+    return 3;
+  }
   const removed = await new Promise<boolean>((resolve) => {
     process.once('SIGTERM', () => resolve(false));
     process.once('SIGINT', () => resolve(false));

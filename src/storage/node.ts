@@ -51,6 +51,8 @@ interface NodeFile {
   version: 1;
   node: number | null;
   key: string;
+  /** Set when the MM said this node was removed: it never starts again under this id. */
+  removed?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -283,6 +285,7 @@ export class StorageNode {
         if (this.closed) break;
         if (res.state === 'removed') {
           this.log.error('this node was removed from the cluster; stopping', { node: this.id });
+          saveNodeFile(this.opts.dir, { ...loadNodeFile(this.opts.dir), removed: true });
           for (const w of this.stopWaiters) w();
           break;
         }
@@ -340,6 +343,11 @@ export class StorageNode {
 /** The node id: from DIR/node.json, else registered with the MM (provisional identity) and saved. */
 async function register(opts: StorageNodeOptions, address: string, log: Logger): Promise<NodeId> {
   const file = loadNodeFile(opts.dir);
+  if (file.removed === true)
+    throw new TesseraError(
+      'NODE_REMOVED',
+      `node ${file.node} was removed from the cluster; its id is never reused`,
+    );
   if (file.node !== null) return toNodeId(file.node);
   if (opts.mm.size === 0)
     throw new TesseraError('UNAVAILABLE', 'no node id and no metadata manager to register with');
