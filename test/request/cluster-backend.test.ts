@@ -30,8 +30,8 @@ describe('ClusterBackend over a fake cluster', () => {
   let c: FakeCluster;
   let backend: ClusterBackend;
 
-  async function startBackend(deadlineMs = 3_000): Promise<ClusterBackend> {
-    const t = await c.transport(20, 'request', false);
+  async function startBackend(deadlineMs = 3_000, id = 20): Promise<ClusterBackend> {
+    const t = await c.transport(id, 'request', false);
     const mm = new MmClient({
       transport: t,
       members: new Map([[nodeId(1), c.mmAddress]]),
@@ -194,6 +194,23 @@ describe('ClusterBackend over a fake cluster', () => {
     for (let i = 0; i < 100 && (await backend.health()).ok; i++) await new Promise((r) => setTimeout(r, 100));
     expect((await backend.health()).ok).toBe(false);
   }, 20_000);
+
+  it('two request managers side by side: tables, data and request ids are shared', async () => {
+    backend = await startBackend();
+    const other = await startBackend(3_000, 21);
+    try {
+      await backend.createTable('t', 'btree');
+      // B learns the new table on its first miss (no wait for its long poll).
+      const id = { clientId: 'tok1.app', n: 7 };
+      const seq = await backend.put('t', enc('k'), enc('v'), w(id));
+      expect(dec((await other.get('t', enc('k')))!.value)).toBe('v');
+      // The client retries the same write through B: the first outcome, not a second write.
+      expect(toHex(await other.put('t', enc('k'), enc('v'), w(id)))).toBe(toHex(seq));
+      expect(toHex((await other.get('t', enc('k')))!.seq)).toBe(toHex(seq));
+    } finally {
+      await other.close();
+    }
+  });
 
   it('tokens: created through the MM, verified from memory, revoked', async () => {
     backend = await startBackend();
