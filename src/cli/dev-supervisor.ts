@@ -160,7 +160,10 @@ export class Supervisor {
       if (proc === null || proc.exitCode !== null || proc.signalCode !== null) continue;
       waits.push(
         new Promise<void>((resolve) => {
-          const kill = setTimeout(() => proc.kill('SIGKILL'), this.o.stopGraceMs);
+          const kill = setTimeout(() => {
+            this.o.say(`${r.spec.role} ${r.spec.n} did not stop within ${this.o.stopGraceMs} ms: SIGKILL`);
+            proc.kill('SIGKILL');
+          }, this.o.stopGraceMs);
           proc.once('exit', () => {
             clearTimeout(kill);
             resolve();
