@@ -1,0 +1,261 @@
+/**
+ * A `tessera dev` cluster for chaos tests and the failover benchmark: started with
+ * TESSERA_FAULT_ADMIN=1, driven from the test process through an authenticated admin transport
+ * (fault commands to any member, ctl.status of storage nodes), with helpers to find
+ * leaders and followers, kill -9 / SIGSTOP / SIGCONT members by pid, cut links, and wait for
+ * convergence. Every pid we signal comes from DIR/cluster.json (rewritten by dev on restarts).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TesseraClient } from '../../src/client/client.js';
+import type { ClusterInfo } from '../../src/client/types.js';
+import type { NodeId } from '../../src/lib/ids.js';
+import {
+  type CtlStatusResult,
+  decodeCtlStatusResult,
+  encodeEmpty,
+  StorageKind,
+} from '../../src/storage/rpc.js';
+import { loadClusterSecret, Transport } from '../../src/transport/index.js';
+import { sendFaultCommand } from '../../src/transport/transport.js';
+import { isAlive, readClusterJson, root, stopDev, waitFor } from './dev-cluster.js';
+
+/** Our identity on the cluster's transport: a metadata-role member id no dev MM node uses. */
+const adminNodeId = 15 as NodeId;
+const quietLog = { info() {}, warn() {} };
+
+export interface ChaosClusterOptions {
+  dir: string;
+  groups: number;
+  spares: number;
+  replaceAfterS: number;
+  readyTimeoutMs: number;
+}
+
+export interface GroupView {
+  id: number;
+  members: number[];
+  leader: number | null;
+  term: number;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function startDevProcess(o: ChaosClusterOptions): Promise<{ proc: ChildProcess; url: string }> {
+  const args = ['--port', '0', '--groups', String(o.groups), '--spares', String(o.spares)];
+  args.push('--replace-after', String(o.replaceAfterS));
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'dev', '--dir', o.dir, ...args],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', TESSERA_FAULT_ADMIN: '1' },
+    },
+  );
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`dev not ready after ${o.readyTimeoutMs} ms:\n${out}`)),
+      o.readyTimeoutMs,
+    );
+    proc.stdout?.on('data', (d: Buffer) => {
+      out = (out + d.toString()).slice(-20_000);
+      const m = /ready at (http:\/\/\S+) /.exec(out);
+      if (m?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1] });
+      }
+    });
+    proc.stderr?.on('data', (d: Buffer) => {
+      out = (out + d.toString()).slice(-20_000);
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dev exited (${code}) before ready:\n${out}`));
+    });
+  });
+}
+
+export class ChaosCluster {
+  /** Every pid ever seen in cluster.json, so cleanup can SIGKILL leftovers. */
+  private readonly pids = new Set<number>();
+  private readonly stopped = new Set<number>();
+
+  private constructor(
+    readonly o: ChaosClusterOptions,
+    readonly proc: ChildProcess,
+    readonly url: string,
+    readonly token: string,
+    readonly admin: Transport,
+    readonly client: TesseraClient,
+  ) {}
+
+  static async start(o: ChaosClusterOptions): Promise<ChaosCluster> {
+    const { proc, url } = await startDevProcess(o);
+    const token = readFileSync(path.join(o.dir, 'admin.token'), 'utf8').trim();
+    const secret = loadClusterSecret(path.join(o.dir, 'cluster.secret'));
+    const admin = await Transport.start({
+      self: { nodeId: adminNodeId, role: 'metadata' },
+      secret,
+      log: quietLog,
+    });
+    const client = new TesseraClient({ url, token, deadlineMs: 5_000 });
+    const c = new ChaosCluster(o, proc, url, token, admin, client);
+    c.rememberPids();
+    return c;
+  }
+
+  rememberPids(): void {
+    for (const p of readClusterJson(this.o.dir)) if (p.pid !== null && p.role !== 'dev') this.pids.add(p.pid);
+  }
+
+  /** The pid of a member by node id (metadata 1..3, storage/request from their node.json). */
+  pidOf(node: number, role: 'metadata' | 'storage'): number {
+    const p = readClusterJson(this.o.dir).find((x) => x.role === role && x.id === node);
+    if (p?.pid == null) throw new Error(`no running ${role} ${node} in cluster.json`);
+    this.pids.add(p.pid);
+    return p.pid;
+  }
+
+  async view(): Promise<ClusterInfo> {
+    return this.client.cluster();
+  }
+
+  async groupOfTable(table: string): Promise<GroupView> {
+    const v = await this.view();
+    const gid = v.tables.find((t) => t.name === table)?.shards[0]?.group;
+    const g = v.groups.find((x) => x.id === gid);
+    if (g === undefined) throw new Error(`no group for table ${table}`);
+    return g;
+  }
+
+  /** Waits until the group has a leader (optionally at a term above `aboveTerm`) and returns it. */
+  async waitLeader(table: string, aboveTerm = -1, timeoutMs = 20_000): Promise<GroupView> {
+    let out: GroupView | undefined;
+    await waitFor(
+      `a leader of ${table}'s group above term ${aboveTerm}`,
+      async () => {
+        out = await this.groupOfTable(table).catch(() => undefined);
+        return out !== undefined && out.leader !== null && out.term > aboveTerm;
+      },
+      timeoutMs,
+    );
+    return out as GroupView;
+  }
+
+  kill9(pid: number): void {
+    process.kill(pid, 'SIGKILL');
+  }
+
+  pause(pid: number): void {
+    this.stopped.add(pid);
+    process.kill(pid, 'SIGSTOP');
+  }
+
+  resume(pid: number): void {
+    this.stopped.delete(pid);
+    if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+  }
+
+  /** Waits until dev restarted the member (a new pid in cluster.json) and returns the new pid. */
+  async waitRestarted(
+    node: number,
+    role: 'metadata' | 'storage',
+    oldPid: number,
+    timeoutMs = 20_000,
+  ): Promise<number> {
+    let pid = oldPid;
+    await waitFor(
+      `${role} ${node} restarted`,
+      () => {
+        const p = readClusterJson(this.o.dir).find((x) => x.role === role && x.id === node);
+        pid = p?.pid ?? oldPid;
+        return pid !== oldPid && isAlive(pid);
+      },
+      timeoutMs,
+    );
+    this.pids.add(pid);
+    return pid;
+  }
+
+  private async storagePeer(node: number): Promise<NodeId> {
+    const v = await this.view();
+    const n = v.nodes.find((x) => x.id === node);
+    if (n === undefined) throw new Error(`node ${node} not in the cluster view`);
+    const [host, port] = n.addr.split(':');
+    if (n.role !== 'metadata')
+      this.admin.setPeer(node as NodeId, { host: host ?? '127.0.0.1', port: Number(port) });
+    return node as NodeId;
+  }
+
+  /** Blocks both directions between a and b, on both of them (the switch checks on both sides). */
+  async cut(a: number, b: number): Promise<void> {
+    for (const at of [a, b]) {
+      const peer = await this.storagePeer(at);
+      await sendFaultCommand(this.admin, peer, { op: 'block', from: a as NodeId, to: b as NodeId });
+      await sendFaultCommand(this.admin, peer, { op: 'block', from: b as NodeId, to: a as NodeId });
+    }
+  }
+
+  /** Clears the fault switch of every storage node in the view (best effort per node). */
+  async healAll(): Promise<void> {
+    const v = await this.view();
+    for (const n of v.nodes.filter((x) => x.role === 'storage')) {
+      const peer = await this.storagePeer(n.id);
+      await sendFaultCommand(this.admin, peer, { op: 'clear' }).catch(() => undefined);
+    }
+  }
+
+  async status(node: number): Promise<CtlStatusResult> {
+    const peer = await this.storagePeer(node);
+    return decodeCtlStatusResult(
+      await this.admin.request(peer, StorageKind.ctlStatus, encodeEmpty(), { timeoutMs: 2_000 }),
+    );
+  }
+
+  /**
+   * Converged = every group has a leader, and each of its voters reports the leader's term, the
+   * same commit index, and applied = commit.
+   */
+  async converged(): Promise<string | null> {
+    const v = await this.view();
+    for (const g of v.groups) {
+      if (g.leader === null) return `group ${g.id} has no leader`;
+      const seen: string[] = [];
+      for (const m of g.members) {
+        const s = await this.status(m).catch(() => null);
+        const rep = s?.replicas.find((x) => x.group === g.id);
+        if (rep === undefined) return `group ${g.id}: no status from ${m}`;
+        seen.push(`${rep.term}/${rep.commit}/${rep.applied}`);
+        if (rep.applied !== rep.commit)
+          return `group ${g.id}: ${m} applied ${rep.applied} < commit ${rep.commit}`;
+      }
+      if (new Set(seen).size !== 1) return `group ${g.id}: replicas differ ${seen.join(' ')}`;
+    }
+    return null;
+  }
+
+  async waitConverged(timeoutMs: number): Promise<void> {
+    let last: string | null = 'not checked';
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      last = await this.converged().catch((e: Error) => e.message);
+      if (last === null) return;
+      await sleep(300);
+    }
+    throw new Error(`cluster did not converge within ${timeoutMs} ms: ${last}`);
+  }
+
+  /** Stops dev (SIGTERM: children close cleanly, flushing their engines), then SIGKILLs leftovers. */
+  async stop(): Promise<void> {
+    this.rememberPids();
+    for (const pid of this.stopped) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+    this.stopped.clear();
+    this.client.close();
+    await this.admin.close();
+    await stopDev(this.proc, 25_000);
+    for (const pid of this.pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}

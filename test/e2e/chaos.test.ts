@@ -1,0 +1,173 @@
+/**
+ * Chaos on real processes (issue 4, "Tests"): a `tessera dev` cluster (3 MM, 2 groups x 3), a
+ * concurrent workload on hot keys of a btree and an lsm table, and one fault after another:
+ * kill -9 of a group leader, of a follower, of the MM leader; SIGSTOP / SIGCONT of a leader;
+ * a leader cut from its followers by the fault switch (split brain). Then heal, converge, and
+ * check: the history is linearizable per key, no acknowledged write is lost, and the replicas of
+ * each group hold the same records. CHAOS_ROUNDS=N repeats the fault sequence (npm run chaos).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ChaosCluster, sleep } from './chaos-cluster.js';
+import { compareReplicas } from './chaos-replicas.js';
+import { judge, Workload } from './chaos-workload.js';
+
+const rounds = Math.max(1, Number(process.env.CHAOS_ROUNDS ?? '1'));
+const tables = ['hot_bt', 'hot_ls'];
+/** How long the workload runs under each fault before the next step. */
+const faultMs = 3_000;
+const settleMs = 1_500;
+
+interface Step {
+  name: string;
+  run: (c: ChaosCluster) => Promise<void>;
+}
+
+/** kill -9 the leader of `table`'s group; wait for a new leader and the restart by dev. */
+const killLeader = (table: string): Step => ({
+  name: `kill -9 the leader of ${table}'s group`,
+  run: async (c) => {
+    const g = await c.waitLeader(table);
+    const pid = c.pidOf(g.leader as number, 'storage');
+    c.kill9(pid);
+    await c.waitLeader(table, g.term);
+    await c.waitRestarted(g.leader as number, 'storage', pid);
+  },
+});
+
+const killFollower = (table: string): Step => ({
+  name: `kill -9 a follower of ${table}'s group`,
+  run: async (c) => {
+    const g = await c.waitLeader(table);
+    const f = g.members.find((m) => m !== g.leader) as number;
+    const pid = c.pidOf(f, 'storage');
+    c.kill9(pid);
+    await sleep(faultMs);
+    await c.waitRestarted(f, 'storage', pid);
+  },
+});
+
+const killMmLeader: Step = {
+  name: 'kill -9 the MM leader',
+  run: async (c) => {
+    const v = await c.view();
+    const leader = v.metadata.leader as number;
+    const pid = c.pidOf(leader, 'metadata');
+    c.kill9(pid);
+    await sleep(faultMs);
+    await c.waitRestarted(leader, 'metadata', pid);
+  },
+};
+
+/** SIGSTOP the leader longer than the failure detector, then SIGCONT: it must not serve stale reads. */
+const pauseLeader = (table: string): Step => ({
+  name: `SIGSTOP / SIGCONT the leader of ${table}'s group`,
+  run: async (c) => {
+    const g = await c.waitLeader(table);
+    const pid = c.pidOf(g.leader as number, 'storage');
+    c.pause(pid);
+    try {
+      await c.waitLeader(table, g.term);
+    } finally {
+      c.resume(pid);
+    }
+    await sleep(faultMs);
+  },
+});
+
+/** Cuts the leader from both followers (it still reaches the MM and the request manager). */
+const isolateLeader = (table: string): Step => ({
+  name: `isolate the leader of ${table}'s group from its followers`,
+  run: async (c) => {
+    const g = await c.waitLeader(table);
+    const leader = g.leader as number;
+    for (const f of g.members.filter((m) => m !== leader)) await c.cut(leader, f);
+    try {
+      await c.waitLeader(table, g.term);
+      await sleep(faultMs);
+    } finally {
+      await c.healAll();
+    }
+  },
+});
+
+const steps: Step[] = [
+  killLeader('hot_bt'),
+  killFollower('hot_ls'),
+  killMmLeader,
+  pauseLeader('hot_ls'),
+  isolateLeader('hot_bt'),
+];
+
+describe('chaos on a dev cluster (real processes)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tessera-chaos-'));
+  let cluster: ChaosCluster | undefined;
+  let workload: Workload | undefined;
+
+  afterAll(async () => {
+    await workload?.stop().catch(() => undefined);
+    workload?.close();
+    await cluster?.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'keeps every acknowledged write, stays linearizable, and ends with equal replicas',
+    async () => {
+      const c = await ChaosCluster.start({
+        dir,
+        groups: 2,
+        spares: 0,
+        replaceAfterS: 60,
+        readyTimeoutMs: 90_000,
+      });
+      cluster = c;
+      await c.client.createTable('hot_bt', { engine: 'btree' });
+      await c.client.createTable('hot_ls', { engine: 'lsm' });
+      const gb = await c.groupOfTable('hot_bt');
+      const gl = await c.groupOfTable('hot_ls');
+      expect(gb.id).not.toBe(gl.id); // tables spread over the two groups
+      workload = new Workload({
+        url: c.url,
+        token: c.token,
+        tables,
+        keysPerTable: 4,
+        clients: 4,
+        thinkMsMax: 30,
+        deadlineMs: 4_000,
+        seed: 7,
+      });
+      workload.start();
+      await sleep(settleMs);
+      const log: string[] = [];
+      for (let r = 0; r < rounds; r++) {
+        for (const s of steps) {
+          const t0 = Date.now();
+          await s.run(c);
+          log.push(`${s.name}: ${Date.now() - t0} ms`);
+          await sleep(settleMs);
+        }
+      }
+      await c.healAll();
+      await workload.stop();
+      await c.waitConverged(30_000);
+      const finals = await workload.finalReads(15_000);
+      const groups = (await c.view()).groups;
+      const v = judge(workload, finals);
+      console.log([...log, `ops ${v.ops}`, JSON.stringify(workload.counts)].join('\n'));
+      expect(v.lost, v.lost.join('\n')).toEqual([]);
+      expect(v.verdict, v.report).toBe('ok');
+      expect(workload.counts.ok).toBeGreaterThan(100);
+
+      await c.stop();
+      cluster = undefined;
+      const cmp = await compareReplicas(dir, groups);
+      console.log(cmp.summary.join('\n'));
+      expect(cmp.mismatches).toEqual([]);
+      expect(cmp.summary.length).toBe(6);
+    },
+    230_000 * rounds,
+  );
+});
