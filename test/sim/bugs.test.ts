@@ -20,6 +20,9 @@ describe('planted bugs: the simulator has teeth', () => {
       const r = firstViolation(bug, seedsPerBugMax);
       expect(r, `no violation found for ${bug}`).not.toBeNull();
       expect(r?.trace.length).toBeGreaterThan(0);
+      // The failing seed replays exactly: same violation, at the same event.
+      const again = runSeed({ seed: r!.seed, bugs: [bug], faultMs });
+      expect([again.invariant, again.message, again.events]).toEqual([r?.invariant, r?.message, r?.events]);
     });
   }
 });

@@ -97,6 +97,7 @@ function main(): void {
   let violations = 0;
   let ops = 0;
   let simulatedMs = 0;
+  let inconclusive = 0;
   let firstFailing: number | null = null;
   let printed = 0;
   for (let s = args.seed; soakUntil !== null ? performance.now() < soakUntil : seeds < args.seeds; s++) {
@@ -108,6 +109,7 @@ function main(): void {
     seeds++;
     ops += r.ops;
     simulatedMs += r.simulatedMs;
+    if (r.report?.verdict === 'inconclusive') inconclusive++;
     if (!r.ok) {
       violations++;
       firstFailing ??= r.seed;
@@ -128,6 +130,7 @@ function main(): void {
     console.log(
       `${seeds} seeds, ${violations} violations, ${ops} client ops, ${seedsPerMin} seeds/min, ` +
         `${simOpsPerS} simulated client ops/s of wall time, ${(simulatedMs / 1000).toFixed(0)} s simulated` +
+        (inconclusive > 0 ? `, ${inconclusive} seeds with an inconclusive linearizability check` : '') +
         (firstFailing === null ? '' : `, first failing seed ${firstFailing}`),
     );
   }
