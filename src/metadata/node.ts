@@ -21,6 +21,7 @@ import { type CatalogApplyResult, CatalogStateMachine } from './catalog-sm.js';
 import { encodeCommand } from './command-codec.js';
 import { ControlLoop } from './control-loop.js';
 import { registerMmHandlers } from './handlers.js';
+import { MmKind } from './rpc.js';
 import { type StorageCtl, TransportStorageCtl } from './storage-ctl.js';
 import type { CatalogCommand, CommandValues } from './types.js';
 
@@ -98,6 +99,12 @@ export class MetadataNode {
       allowFaultAdmin: opts.allowFaultAdmin ?? false,
       log: logger,
     });
+    // Until the catalog group is up, MM calls answer UNAVAILABLE (callers retry), not BAD_REQUEST.
+    for (const kind of Object.values(MmKind)) {
+      t.onRequest(kind, () => {
+        throw new TesseraError('UNAVAILABLE', `metadata node ${opts.id} is starting`);
+      });
+    }
     let host: GroupHost<CatalogApplyResult> | undefined;
     try {
       for (const [id, addr] of opts.members) if (id !== opts.id) t.setPeer(id, addr);
