@@ -46,6 +46,10 @@ function linearizableHistory(specs: readonly Spec[]): OpRecord[] {
     const matchSeq = seqs.length > 0 ? seqs[s.pick % seqs.length]! : hexSeq(0);
     let op: Operation;
     let result: Result;
+    const erase = (): Result => {
+      reg.cur = null;
+      return { type: 'ok' };
+    };
     const write = (): Result => {
       const seq = hexSeq(nextSeq++);
       reg.cur = { value, seq };
@@ -64,7 +68,7 @@ function linearizableHistory(specs: readonly Spec[]): OpRecord[] {
         break;
       case 'delete':
         op = { kind: 'delete', key };
-        result = reg.cur ? ((reg.cur = null), { type: 'ok' }) : { type: 'absent' };
+        result = reg.cur ? erase() : { type: 'absent' };
         break;
       case 'putIfNone':
         op = { kind: 'putIf', key, value, ifNoneMatch: true };
@@ -76,7 +80,7 @@ function linearizableHistory(specs: readonly Spec[]): OpRecord[] {
         break;
       case 'deleteIfMatch':
         op = { kind: 'deleteIf', key, ifMatch: matchSeq };
-        result = reg.cur?.seq === matchSeq ? ((reg.cur = null), { type: 'ok' }) : { type: 'failed' };
+        result = reg.cur?.seq === matchSeq ? erase() : { type: 'failed' };
         break;
     }
     if (s.unknown && s.kind !== 'get' && result.type !== 'unknown') result = { type: 'unknown' };
