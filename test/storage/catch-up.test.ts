@@ -21,7 +21,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const G = groupId(1);
 const ids = [nodeId(16), nodeId(17), nodeId(18)];
-const timing = { heartbeatIntervalMs: 50, electionTimeoutMs: 400, leaseDriftMarginMs: 100 };
+const timing = { heartbeatIntervalMs: 100, electionTimeoutMs: 1500, leaseDriftMarginMs: 200 };
 
 async function until<T>(
   what: string,
