@@ -335,7 +335,22 @@ export class GroupApplier {
         await Promise.all(
           kinds.map(async (k) => {
             if (this.engineApplied[k] >= last) return;
-            await this.engines[k].applyBatch(this.group, writes[k], last as LogIndex, this.highSeq);
+            // Transactions of bounded size (LMDB keeps the pages a transaction replaces as free
+            // pages in its file). The first chunks keep the old applied index: a crash between
+            // them replays those writes again, which the reconciler makes harmless.
+            const w = writes[k];
+            const step = limits.storeFlushBatchWritesMax;
+            for (let at = 0; at + step < w.length; at += step) {
+              const part = w.slice(at, at + step);
+              await this.engines[k].applyBatch(
+                this.group,
+                part,
+                this.engineApplied[k] as LogIndex,
+                this.highSeq,
+              );
+            }
+            const tail = w.length > step ? w.slice(Math.floor((w.length - 1) / step) * step) : w;
+            await this.engines[k].applyBatch(this.group, tail, last as LogIndex, this.highSeq);
             this.engineApplied[k] = last;
           }),
         );
