@@ -4,7 +4,7 @@
  *
  *   npm run bench:storage [-- --json] [-- --records N]
  *
- * 16-byte random keys, 100-byte values, 200,000 records. Overhead = on-disk bytes of the engine
+ * 16-byte random keys, 100-byte random values, 200,000 records; gets by 256 concurrent readers. Overhead = on-disk bytes of the engine
  * instance (after a full compaction for lsm) / records - 116. With --json the last line is
  * {"btree":{"put_durable_per_s":{"1":N,"64":N,"256":N},"get_per_s":N,...},"lsm":{...}}.
  */
@@ -97,7 +97,7 @@ async function getRate(store: LocalStore, table: string, ks: Uint8Array[]): Prom
   let found = 0;
   const t0 = now();
   await Promise.all(
-    Array.from({ length: 64 }, async () => {
+    Array.from({ length: 256 }, async () => {
       while (next < ks.length) if (await store.get(table, ks[next++]!)) found++;
     }),
   );
