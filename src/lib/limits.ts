@@ -150,4 +150,16 @@ export const limits = {
   storeFlushBatchWritesMax: 16_384,
   /** Point reads coalesced into one engine call. */
   storeGetBatchMax: 10_000,
+
+  // Request manager cluster backend (src/request/router.ts, catalog-cache.ts)
+  /**
+   * How long a request keeps looking for a group's leader (no leader, unreachable) before it is
+   * answered 503 + Retry-After; a write whose outcome is unknown keeps trying until
+   * requestDeadlineMs instead. Below the client's deadline, so the client sees the 503 and retries.
+   */
+  rmNoLeaderWaitMs: 3_000,
+  /** Shards one scan page may visit (empty ones included) before it answers a `next` cursor. */
+  rmScanShardsPerPageMax: 64,
+  /** How long an unknown token is answered "unknown" from memory before the MM is asked again. */
+  rmTokenMissCacheMs: 1_000,
 } as const;

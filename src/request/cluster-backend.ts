@@ -49,12 +49,6 @@ export interface ClusterBackendOptions {
   deadlineMs?: number;
 }
 
-/** How long an unknown token is answered from memory (a token made on another RM shows up by then). */
-const tokenMissCacheMs = 1_000;
-
-/** Shards a scan page may visit (empty ones included) before it answers with a `next` cursor. */
-const scanShardsPerPageMax = 64;
-
 const toCondition = (c: WriteCondition): RpcCondition =>
   c.kind === 'none'
     ? { type: 'none' }
@@ -216,7 +210,8 @@ export class ClusterBackend implements RequestBackend {
       const done = shard.end.length === 0 || (range.end !== null && compareBytes(shard.end, range.end) >= 0);
       if (done) return { items, next: null };
       cursor = shard.end;
-      if (full || (visited + 1 >= scanShardsPerPageMax && items.length > 0)) return { items, next: cursor };
+      if (full || (visited + 1 >= limits.rmScanShardsPerPageMax && items.length > 0))
+        return { items, next: cursor };
     }
   }
 
@@ -280,7 +275,7 @@ export class ClusterBackend implements RequestBackend {
       if (res.token === undefined || res.token === null) {
         // Unknown tokens are remembered briefly so that a flood of bad tokens can't load the MM.
         if (this.tokenMisses.size >= limits.tokenRecordsMax) this.tokenMisses.clear();
-        this.tokenMisses.set(hash, now + tokenMissCacheMs);
+        this.tokenMisses.set(hash, now + limits.rmTokenMissCacheMs);
         return null;
       }
       this.cache.rememberToken(res.token);

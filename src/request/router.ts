@@ -75,6 +75,7 @@ export interface RouterOptions {
   log: Logger;
   counters?: RouteCounters;
   deadlineMs?: number;
+  noLeaderWaitMs?: number;
 }
 
 interface Attempt {
@@ -91,6 +92,7 @@ export class Router {
   private readonly log: Logger;
   private readonly counters: RouteCounters | undefined;
   readonly deadlineMs: number;
+  readonly noLeaderWaitMs: number;
 
   constructor(opts: RouterOptions) {
     this.t = opts.transport;
@@ -98,6 +100,7 @@ export class Router {
     this.log = opts.log;
     this.counters = opts.counters;
     this.deadlineMs = opts.deadlineMs ?? limits.requestDeadlineMs;
+    this.noLeaderWaitMs = Math.min(this.deadlineMs, opts.noLeaderWaitMs ?? limits.rmNoLeaderWaitMs);
   }
 
   /** The table from the cache, refreshing once on a miss; TABLE_NOT_FOUND if still absent. */
@@ -122,13 +125,17 @@ export class Router {
     encode: (target: ShardTarget) => Uint8Array,
   ): Promise<Uint8Array> {
     const write = kind === 'kvPut' || kind === 'kvDelete';
-    const end = Date.now() + this.deadlineMs;
+    const start = Date.now();
+    const end = start + this.deadlineMs;
     const a: Attempt = { maybeDelivered: false, probe: 0, lastError: null };
     for (let round = 0; ; round++) {
       const table = await this.table(tableName);
       const shard = shardFor(table, key);
-      const left = end - Date.now();
+      const now = Date.now();
+      const left = end - now;
       if (left <= 0) break;
+      // No leader found for a while and nothing possibly delivered: answer 503 now, the client retries.
+      if (!a.maybeDelivered && a.lastError !== null && now - start >= this.noLeaderWaitMs) break;
       const target = this.pickTarget(shard.group, a);
       if (target === null) {
         if (a.lastError === null) a.lastError = unavailable(`group ${shard.group} has no known leader`);

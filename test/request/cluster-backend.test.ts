@@ -124,8 +124,9 @@ describe('ClusterBackend over a fake cluster', () => {
     expect(e.status).toBe(504);
   });
 
-  it('answers 503 UNAVAILABLE with Retry-After when the group has no leader', async () => {
-    backend = await startBackend(300);
+  it('answers 503 UNAVAILABLE with Retry-After when the group has no leader (before the deadline)', async () => {
+    // The deadline is far; the 503 comes after limits.rmNoLeaderWaitMs (3 s), well within the test timeout.
+    backend = await startBackend(120_000);
     await backend.createTable('t', 'btree');
     c.node(16).leaderOf.delete(1);
     const e = await caught(backend.put('t', enc('k'), enc('v'), w()));
@@ -134,7 +135,7 @@ describe('ClusterBackend over a fake cluster', () => {
     // Reads too, and nothing was written.
     expect((await caught(backend.get('t', enc('k')))).code).toBe('UNAVAILABLE');
     expect(c.data.size).toBe(0);
-  });
+  }, 20_000);
 
   it('refreshes the catalog on STALE_SHARD and retries at the new epoch', async () => {
     backend = await startBackend();
