@@ -19,6 +19,7 @@ interface LevelView extends ReadView {
 }
 
 const encodings = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+const getSyncKeysMax = 8;
 
 export class LevelEngine extends AbstractEngine {
   readonly kind = 'lsm' as const;
@@ -63,6 +64,8 @@ export class LevelEngine extends AbstractEngine {
   async _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return [];
     const options = view === undefined ? {} : { snapshot: (view as LevelView).snapshot };
+    // A few keys: synchronous reads (memtable / block cache) beat a thread-pool round trip.
+    if (keys.length <= getSyncKeysMax) return keys.map((k) => this.db.getSync(k, options));
     return this.db.getMany(keys as Uint8Array[], options);
   }
 
