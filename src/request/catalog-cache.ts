@@ -79,9 +79,11 @@ export class CatalogCache {
     this.loop = this.follow();
   }
 
+  /** Stops following; an MM call in flight is not waited for beyond a moment (the MM may be gone). */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.loop?.catch(() => undefined);
+    if (this.loop === null) return;
+    await Promise.race([this.loop.catch(() => undefined), sleep(200)]);
   }
 
   private async follow(): Promise<void> {

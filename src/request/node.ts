@@ -217,9 +217,11 @@ async function serve(
   });
   stopping = true;
   log.info('request manager stopping');
-  await beating;
   await server.close();
   await backend.close();
   await transport.close();
+  // MM calls still retrying (the MM may be stopping too) must not hold the process up.
+  void beating;
+  setTimeout(() => process.exit(0), 500).unref();
   return 0;
 }
