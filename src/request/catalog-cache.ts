@@ -9,6 +9,7 @@ import { isTesseraError, TesseraError } from '../lib/errors.js';
 import type { GroupId, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { Logger } from '../lib/log.js';
+import { defaultRegistry, type Gauge } from '../lib/metrics.js';
 import type { MmClient } from '../metadata/client.js';
 import type { GroupWire, RoutingWire, ShardWire, TableWire, TokenWire } from '../metadata/rpc.js';
 import type { PeerAddress } from '../transport/transport.js';
@@ -62,6 +63,30 @@ export class CatalogCache {
     this.mm = opts.mm;
     this.setPeer = opts.setPeer;
     this.log = opts.log;
+    this.registerMetrics();
+  }
+
+  /** Gauges sampled at scrape time: the catalog version held, groups with a leader hint, MM age. */
+  private registerMetrics(): void {
+    const gauge = (name: string, help: string, sample: () => number): void => {
+      const g = (defaultRegistry.get(name) as Gauge | undefined) ?? defaultRegistry.gauge(name, help);
+      g.onCollect(() => g.set(sample()));
+    };
+    gauge(
+      'tessera_rm_catalog_version',
+      'Catalog version held by this request manager (-1: none).',
+      () => this.version,
+    );
+    gauge(
+      'tessera_rm_leader_hints',
+      'Groups whose leader this request manager knows.',
+      () => this.hints.size,
+    );
+    gauge(
+      'tessera_rm_mm_answer_age_seconds',
+      'Seconds since the metadata manager last answered (-1: never).',
+      () => (this.lastMmOkMs === 0 ? -1 : (Date.now() - this.lastMmOkMs) / 1000),
+    );
   }
 
   get loaded(): boolean {
