@@ -11,7 +11,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { open } from 'lmdb';
-import { type Engine, type EngineKind, type EngineWrite, keyspaceId, openEngine } from '../src/engine/index.js';
+import {
+  type Engine,
+  type EngineKind,
+  type EngineWrite,
+  keyspaceId,
+  openEngine,
+} from '../src/engine/index.js';
 import { groupId, logIndex } from '../src/lib/ids.js';
 import { Prng } from '../src/lib/prng.js';
 import { makeSeq } from '../src/sequencer/seq.js';
@@ -46,7 +52,13 @@ async function load(e: Engine): Promise<number> {
   for (let at = 0, idx = 1; at < RECORDS; at += BATCH, idx++) {
     const writes: EngineWrite[] = [];
     for (let i = at; i < Math.min(RECORDS, at + BATCH); i++) {
-      writes.push({ type: 'put', keyspace: keyspaceId(1), key: keys[i]!, value: values[i % 1024]!, seq: makeSeq(BigInt(i + 1), 0, 1) });
+      writes.push({
+        type: 'put',
+        keyspace: keyspaceId(1),
+        key: keys[i]!,
+        value: values[i % 1024]!,
+        seq: makeSeq(BigInt(i + 1), 0, 1),
+      });
     }
     await e.applyBatch(groupId(1), writes, logIndex(idx), makeSeq(BigInt(at + BATCH), 0, 1));
   }
@@ -69,7 +81,8 @@ async function engineFigures(kind: EngineKind, syncEachBatch: boolean) {
   const getPerS = 20_000 / ((performance.now() - t0) / 1000);
   t0 = performance.now();
   let rows = 0;
-  for (let r = 0; r < 20; r++) rows += (await e.scan(keyspaceId(1), { limit: 10_000, start: keys[r]! })).length;
+  for (let r = 0; r < 20; r++)
+    rows += (await e.scan(keyspaceId(1), { limit: 10_000, start: keys[r]! })).length;
   const scanPerS = rows / ((performance.now() - t0) / 1000);
   await e.compact();
   await e.close();
@@ -83,15 +96,33 @@ async function lmdbLayouts(keyspaces: number) {
   for (const layout of ['prefix', 'named'] as const) {
     const dir = path.join(tmp, `lmdb-${layout}-${keyspaces}`);
     fs.mkdirSync(dir);
-    const root = open<Buffer, Buffer>({ path: path.join(dir, 'x.mdb'), keyEncoding: 'binary', encoding: 'binary', noSync: true, maxDbs: keyspaces + 2 });
-    const dbs = layout === 'named' ? Array.from({ length: keyspaces }, (_, i) => root.openDB<Buffer, Buffer>(`ks${i}`, { keyEncoding: 'binary', encoding: 'binary' })) : [];
+    const root = open<Buffer, Buffer>({
+      path: path.join(dir, 'x.mdb'),
+      keyEncoding: 'binary',
+      encoding: 'binary',
+      noSync: true,
+      maxDbs: keyspaces + 2,
+    });
+    const dbs =
+      layout === 'named'
+        ? Array.from({ length: keyspaces }, (_, i) =>
+            root.openDB<Buffer, Buffer>(`ks${i}`, { keyEncoding: 'binary', encoding: 'binary' }),
+          )
+        : [];
     for (let at = 0; at < RECORDS; at += BATCH) {
       await root.transaction(() => {
         for (let i = at; i < Math.min(RECORDS, at + BATCH); i++) {
           const ks = i % keyspaces;
           const v = Buffer.concat([Buffer.alloc(16), Buffer.from(values[i % 1024]!)]);
           if (layout === 'named') dbs[ks]!.putSync(Buffer.from(keys[i]!), v);
-          else root.putSync(Buffer.concat([Buffer.from([1 + (ks % 127), ...(ks >= 127 ? [ks >> 7] : [])]), Buffer.from(keys[i]!)]), v);
+          else
+            root.putSync(
+              Buffer.concat([
+                Buffer.from([1 + (ks % 127), ...(ks >= 127 ? [ks >> 7] : [])]),
+                Buffer.from(keys[i]!),
+              ]),
+              v,
+            );
         }
       });
     }
@@ -113,6 +144,8 @@ for (const kind of ['btree', 'lsm'] as const) {
 }
 for (const n of [1, 1000]) {
   const o = await lmdbLayouts(n);
-  console.log(`lmdb layout, ${n} keyspaces: overhead prefix ${o.prefix?.toFixed(1)} B/kv, named dbs ${o.named?.toFixed(1)} B/kv`);
+  console.log(
+    `lmdb layout, ${n} keyspaces: overhead prefix ${o.prefix?.toFixed(1)} B/kv, named dbs ${o.named?.toFixed(1)} B/kv`,
+  );
 }
 fs.rmSync(tmp, { recursive: true, force: true });

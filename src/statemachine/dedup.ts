@@ -35,8 +35,44 @@ interface ClientState {
   floor: number;
   lastIndex: number;
   readonly ids: Map<number, Remembered>;
+  /** The numbers of `ids` as a binary min-heap: the lowest goes first in O(log n), not O(n). */
+  heap: number[];
   readonly homes: Set<EngineKind>;
 }
+
+function heapPush(h: number[], n: number): void {
+  let i = h.length;
+  h.push(n);
+  while (i > 0) {
+    const up = (i - 1) >> 1;
+    if (h[up]! <= n) break;
+    h[i] = h[up]!;
+    i = up;
+  }
+  h[i] = n;
+}
+
+function heapPop(h: number[]): number {
+  assert(h.length > 0, 'dedup heap empty');
+  const top = h[0]!;
+  const last = h.pop()!;
+  const size = h.length;
+  if (size === 0) return top;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) break;
+    const r = l + 1;
+    const c = r < size && h[r]! < h[l]! ? r : l;
+    if (h[c]! >= last) break;
+    h[i] = h[c]!;
+    i = c;
+  }
+  h[i] = last;
+  return top;
+}
+
+const newClient = (): ClientState => ({ floor: 0, lastIndex: 0, ids: new Map(), heap: [], homes: new Set() });
 
 export const dedupTagId = 0x64; // 'd'
 export const dedupTagClient = 0x63; // 'c'
@@ -128,16 +164,17 @@ export class DedupTable {
     const edits: MetaEdit[] = [];
     let c = this.clients.get(req.client);
     if (c === undefined) {
-      c = { floor: 0, lastIndex: 0, ids: new Map(), homes: new Set() };
+      c = newClient();
     } else {
       this.clients.delete(req.client); // re-inserted below: Map order is least recently used first
     }
     this.clients.set(req.client, c);
     c.lastIndex = Math.max(c.lastIndex, index);
     c.ids.set(req.number, { outcome, home });
+    heapPush(c.heap, req.number);
     edits.push({ home, write: { key: idKey(req.client, req.number), value: encodeOutcome(outcome) } });
     if (c.ids.size > this.idsPerClientMax) {
-      const oldest = Math.min(...c.ids.keys());
+      const oldest = heapPop(c.heap);
       const gone = c.ids.get(oldest) as Remembered;
       c.ids.delete(oldest);
       c.floor = Math.max(c.floor, oldest);
@@ -174,8 +211,10 @@ export class DedupTable {
     this.clients.clear();
     for (const [k, c] of sorted) this.clients.set(k, c);
     for (const c of this.clients.values()) {
+      c.heap = [];
+      for (const n of c.ids.keys()) heapPush(c.heap, n);
       while (c.ids.size > this.idsPerClientMax) {
-        const oldest = Math.min(...c.ids.keys());
+        const oldest = heapPop(c.heap);
         c.ids.delete(oldest);
         c.floor = Math.max(c.floor, oldest);
       }
@@ -196,7 +235,7 @@ export class DedupTable {
   private client(id: bigint): ClientState {
     let c = this.clients.get(id);
     if (c === undefined) {
-      c = { floor: 0, lastIndex: 0, ids: new Map(), homes: new Set() };
+      c = newClient();
       this.clients.set(id, c);
     }
     return c;

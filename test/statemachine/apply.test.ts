@@ -110,7 +110,7 @@ describe('applyCommitted over real engines', () => {
   });
 
   it('answers a retried request id with its first outcome and writes once', async () => {
-    const { g, t1, t2 } = await group();
+    const { g, t1 } = await group();
     const state = await GroupState.load(g);
     const first = await applyCommitted(
       [entry(1, put(t1, 'k', 'one', [5n, 1])), entry(2, put(t1, 'k', 'one', [5n, 1]))],
@@ -189,7 +189,9 @@ describe('applyCommitted over real engines', () => {
         ),
     ).toBe(true);
     const model = new Model();
-    entries.forEach((e, i) => model.apply(e, cmds[i]));
+    entries.forEach((e, i) => {
+      model.apply(e, cmds[i]);
+    });
     expect(await rows(g.engines.get('btree') as Engine, t1.keyspace)).toEqual(model.rows(t1.keyspace));
     expect(await rows(lsm, t2.keyspace)).toEqual(model.rows(t2.keyspace));
   });

@@ -30,7 +30,7 @@ const base = {
   key: fc.uint8Array({ minLength: 1, maxLength: 1024 }),
   condition: conditionArb,
 };
-export const commandArb: fc.Arbitrary<Command> = fc.oneof(
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ type: fc.constant('put' as const), ...base, value: fc.uint8Array({ maxLength: 300 }) }),
   fc.record({ type: fc.constant('delete' as const), ...base }),
   fc.record({ type: fc.constant('noop' as const), request: requestArb }),
