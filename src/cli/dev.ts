@@ -70,6 +70,25 @@ function freePort(): Promise<number> {
   });
 }
 
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/** Every port of the cluster must be free before anything starts (another cluster may hold one). */
+async function checkPortsFree(s: DevState): Promise<void> {
+  const named: [string, number][] = [
+    ['the request manager (--port)', s.httpPort],
+    ...s.metadataPorts.map((p, i): [string, number] => [`metadata ${i + 1}`, p]),
+    ...s.storagePorts.map((p, i): [string, number] => [`storage ${i + 1}`, p]),
+  ];
+  for (const [what, port] of named)
+    if (!(await portFree(port))) throw new UsageError(`port ${port} of ${what} is in use on ${host}`);
+}
+
 async function freePorts(n: number, avoid: Set<number>): Promise<number[]> {
   const out: number[] = [];
   while (out.length < n) {
@@ -226,6 +245,7 @@ export async function run(args: string[]): Promise<number> {
   loadOrCreateClusterSecret(path.join(o.dir, 'cluster.secret'));
   const token = loadOrCreateAdminToken(o.dir);
   const state = await loadOrPickPorts(o, storageCount);
+  await checkPortsFree(state);
   const url = `http://${host}:${state.httpPort}`;
   say(
     `${fresh ? 'creating' : 'restarting'} cluster in ${o.dir}: ${mmCount} metadata, ${storageCount} storage ` +
