@@ -14,6 +14,7 @@ import { open } from 'lmdb';
 import {
   type Engine,
   type EngineKind,
+  type EngineOptions,
   type EngineWrite,
   keyspaceId,
   openEngine,
@@ -66,9 +67,9 @@ async function load(e: Engine): Promise<number> {
   return RECORDS / ((performance.now() - t0) / 1000);
 }
 
-async function engineFigures(kind: EngineKind, syncEachBatch: boolean) {
-  const dir = path.join(tmp, `${kind}-${syncEachBatch}`);
-  const e = await openEngine(kind, dir, { syncEachBatch });
+async function engineFigures(kind: EngineKind, options: EngineOptions, label: string) {
+  const dir = path.join(tmp, `${kind}-${label}`);
+  const e = await openEngine(kind, dir, options);
   const applyPerS = await load(e);
   let t0 = performance.now();
   const n = Math.min(RECORDS, 100_000);
@@ -134,15 +135,22 @@ async function lmdbLayouts(keyspaces: number) {
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 console.log(`records ${RECORDS}, batch ${BATCH}, ${os.cpus().length} cpus, node ${process.version}`);
-for (const kind of ['btree', 'lsm'] as const) {
-  for (const sync of [false, true]) {
-    const f = await engineFigures(kind, sync);
-    console.log(
-      `${kind.padEnd(5)} syncEachBatch=${String(sync).padEnd(5)} apply ${fmt(f.applyPerS)}/s  getMany ${fmt(f.getManyPerS)}/s  get ${fmt(f.getPerS)}/s  scan ${fmt(f.scanPerS)} rows/s  overhead ${f.overhead.toFixed(1)} B/kv`,
-    );
-  }
+const modes: [EngineKind, EngineOptions, string][] = [
+  ['btree', {}, 'overlappingSync + checkpoint'],
+  ['btree', { lmdbMode: 'noSync' }, 'noSync + checkpoint'],
+  ['btree', { syncEachBatch: true }, 'sync each batch'],
+  ['lsm', {}, 'sync:false + checkpoint'],
+  ['lsm', { syncEachBatch: true }, 'sync each batch'],
+];
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+for (const [kind, options, label] of modes) {
+  if (only !== undefined && only !== kind) continue;
+  const f = await engineFigures(kind, options, label.replace(/\W+/g, '-'));
+  console.log(
+    `${kind.padEnd(5)} ${label.padEnd(28)} apply ${fmt(f.applyPerS)}/s  getMany ${fmt(f.getManyPerS)}/s  get ${fmt(f.getPerS)}/s  scan ${fmt(f.scanPerS)} rows/s  overhead ${f.overhead.toFixed(1)} B/kv`,
+  );
 }
-for (const n of [1, 1000]) {
+for (const n of only === undefined ? [1, 1000] : []) {
   const o = await lmdbLayouts(n);
   console.log(
     `lmdb layout, ${n} keyspaces: overhead prefix ${o.prefix?.toFixed(1)} B/kv, named dbs ${o.named?.toFixed(1)} B/kv`,

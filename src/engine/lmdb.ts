@@ -1,7 +1,9 @@
 /**
  * `btree`: the index engine on LMDB (lmdb-js). One environment per node, one database, keyspaces as
- * varint key prefixes (see keys.ts). Batches commit without fsync (noSync; the log is the source of
- * truth) and checkpoint() calls mdb_env_sync; with { syncEachBatch: true } every batch is synced.
+ * varint key prefixes (see keys.ts). Batches resolve once committed and visible, and are flushed in
+ * the background (lmdb-js overlappingSync, which keeps LMDB consistent on a machine crash); the log
+ * is the source of truth, and checkpoint() waits for the flush and calls mdb_env_sync. With
+ * { syncEachBatch: true } each batch resolves only once flushed.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,9 +47,8 @@ export class LmdbEngine extends AbstractEngine {
       path: join(dir, 'index.mdb'),
       keyEncoding: 'binary',
       encoding: 'binary',
-      noSync: !sync,
-      noMetaSync: !sync,
-      overlappingSync: false,
+      noSync: !sync && options.lmdbMode === 'noSync',
+      overlappingSync: !sync && options.lmdbMode !== 'noSync',
       compression: false,
       cache: false,
     }) as Db;
@@ -124,8 +125,9 @@ export class LmdbEngine extends AbstractEngine {
     }
   }
 
-  _sync(): Promise<void> {
-    return new Promise((resolve, reject) => this.db.sync((err) => (err ? reject(err) : resolve())));
+  async _sync(): Promise<void> {
+    await this.db.flushed;
+    await new Promise<void>((resolve, reject) => this.db.sync((err) => (err ? reject(err) : resolve())));
   }
 
   async _compact(): Promise<void> {

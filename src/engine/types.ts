@@ -128,6 +128,12 @@ export interface EngineSupports {
 export interface EngineOptions {
   /** fsync every applyBatch (default false: sync at checkpoint(); the log is the source of truth). */
   readonly syncEachBatch?: boolean;
+  /**
+   * btree only, when not syncing each batch: 'overlappingSync' (default: a commit resolves when
+   * visible and is flushed in the background; LMDB keeps its integrity on a machine crash) or
+   * 'noSync' (no flush until checkpoint; faster, but a machine crash may corrupt the file).
+   */
+  readonly lmdbMode?: 'overlappingSync' | 'noSync';
 }
 
 export interface Engine {
