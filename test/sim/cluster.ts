@@ -4,7 +4,13 @@
  * liveness phase without faults, then checks the client history for linearizability.
  * Everything random comes from the seed, so a seed replays exactly.
  */
-import { type ConsensusBug, consensusBugs, type Message } from '../../src/consensus/types.js';
+import {
+  type ConsensusBug,
+  consensusBugs,
+  type Membership,
+  type MembershipChange,
+  type Message,
+} from '../../src/consensus/types.js';
 import { AssertionError } from '../../src/lib/assert.js';
 import { type GroupId, groupId, type NodeId, nodeId, term } from '../../src/lib/ids.js';
 import { Prng } from '../../src/lib/prng.js';
@@ -30,6 +36,8 @@ export interface SimOptions {
   /** Bound on the liveness phase: everything must finish within it. */
   livenessMs?: number;
   traceMax?: number;
+  /** The metadata manager removes leaders directly (see CORE_ISSUES.md). */
+  removeLeaders?: boolean;
 }
 
 export interface SeedResult {
@@ -84,7 +92,11 @@ class Trace {
 
 interface GroupSetup {
   id: GroupId;
+  /** Nodes hosting a replica (voters and learners); changes with replacements. */
   members: NodeId[];
+  /** The membership the group was created with (index 0 of its log). */
+  initial: Membership;
+  compactEvery: number;
   mode: 'directed' | 'self';
   checker: GroupChecker;
   hosts: ReplicaHost[];
@@ -97,6 +109,7 @@ export class SimWorld {
   now = 0;
   readonly trace: Trace;
   readonly nodes: SimNode[] = [];
+  private readonly nodeIds: NodeId[] = [];
   readonly groups: GroupSetup[] = [];
   readonly net: SimNet;
   readonly mm: SimMetadataManager;
@@ -137,6 +150,12 @@ export class SimWorld {
       campaign: (g, n, minTerm) => this.sendCampaign(g, n, minTerm),
       transfer: (g, leader, to) => this.sendTransfer(g, leader, to),
       transferRate: 0.01,
+      replaceRate: 0.03,
+      removeLeaders: options.removeLeaders ?? false,
+      changeMembership: (g, leader, change) => this.sendMembership(g, leader, change),
+      addReplica: (g, n) => this.addReplica(g, n),
+      dropReplica: (g, n) => this.dropReplica(g, n),
+      nodes: this.nodeIds,
       prng: this.prng.fork(),
       trace: (t) => this.log(t),
     });
@@ -174,6 +193,7 @@ export class SimWorld {
       n.clock.wallOffsetMs = p.int(-3000, 3000);
       n.onStart = () => this.startNodeLoops(n);
       this.nodes.push(n);
+      this.nodeIds.push(n.id);
     }
   }
 
@@ -193,37 +213,66 @@ export class SimWorld {
       const g: GroupSetup = {
         id,
         members,
+        initial: { voters: [...members], learners: [] },
         mode,
-        checker: new GroupChecker(id, (i, t) => this.durableOn(members, id, i, t), Math.floor(size / 2) + 1),
+        checker: new GroupChecker(id, (i, t) => this.durableOn(id, i, t), Math.floor(size / 2) + 1),
         hosts: [],
         keys: Array.from({ length: keyCount }, (_, k) => `g${id}k${k}`),
+        compactEvery: p.int(5, 40),
       };
-      const compactEvery = p.int(5, 40);
-      for (const m of members) {
-        const node = this.nodes[m - 1]!;
-        const host = new ReplicaHost({
-          node: m,
-          group: id,
-          membership: { voters: members, learners: [] },
-          electionMode: mode,
-          disk: node.disk,
-          checker: g.checker,
-          bugs: this.consensusBugSet,
-          dedupDisabled: this.dedupDisabled,
-          timing,
-          compactEvery,
-          monoMs: () => node.clock.monoMs(),
-          wallNs: () => node.clock.wallNs(),
-          send: (msg, snap) => this.sendMessage(msg, snap),
-          trace: (t) => this.log(t),
-          prng: () => p.fork(),
-        });
-        node.hosts.push(host);
-        g.hosts.push(host);
-      }
+      for (const m of members) this.makeHost(g, m);
       this.mm.addGroup(id, members);
       this.groups.push(g);
     }
+  }
+
+  private makeHost(g: GroupSetup, m: NodeId): ReplicaHost {
+    const node = this.nodes[m - 1]!;
+    const host = new ReplicaHost({
+      node: m,
+      group: g.id,
+      membership: g.initial,
+      electionMode: g.mode,
+      disk: node.disk,
+      checker: g.checker,
+      bugs: this.consensusBugSet,
+      dedupDisabled: this.dedupDisabled,
+      timing,
+      compactEvery: g.compactEvery,
+      monoMs: () => node.clock.monoMs(),
+      wallNs: () => node.clock.wallNs(),
+      send: (msg, snap) => this.sendMessage(msg, snap),
+      trace: (t) => this.log(t),
+      prng: () => this.prng.fork(),
+    });
+    node.hosts.push(host);
+    g.hosts.push(host);
+    return host;
+  }
+
+  /** The control plane creates a replica of `group` on a spare node (then adds it as a learner). */
+  private addReplica(group: GroupId, m: NodeId): void {
+    const g = this.groups.find((x) => x.id === group)!;
+    if (g.members.includes(m)) return;
+    g.members.push(m);
+    const host = this.makeHost(g, m);
+    const node = this.nodes[m - 1]!;
+    this.log(() => `control: g${group} replica created on n${m}`);
+    if (node.state !== 'down') node.deliver(() => host.start());
+  }
+
+  /** A replica whose removal committed: the node deletes it and its data. */
+  private dropReplica(group: GroupId, m: NodeId): void {
+    const g = this.groups.find((x) => x.id === group)!;
+    const node = this.nodes[m - 1]!;
+    const host = g.hosts.find((h) => h.node === m);
+    if (host === undefined) return;
+    host.crash();
+    g.hosts.splice(g.hosts.indexOf(host), 1);
+    node.hosts.splice(node.hosts.indexOf(host), 1);
+    g.members.splice(g.members.indexOf(m), 1);
+    node.disk.dropGroup(group);
+    this.log(() => `control: g${group} replica on n${m} removed and deleted`);
   }
 
   private buildClients(): void {
@@ -258,11 +307,11 @@ export class SimWorld {
     return this.nodes[node - 1]?.hosts.find((h) => h.env.group === group);
   }
 
-  /** How many of `members` hold entry (index, term) of `group` on their synced disk. */
-  private durableOn(members: readonly NodeId[], group: GroupId, index: number, t: number): number {
+  /** How many nodes hold entry (index, term) of `group` on their synced disk. */
+  private durableOn(group: GroupId, index: number, t: number): number {
     let n = 0;
-    for (const m of members) {
-      const d = this.nodes[m - 1]?.disk.durable.get(group);
+    for (const node of this.nodes) {
+      const d = node.disk.durable.get(group);
       if (d === undefined) continue;
       const base = d.snapshot?.meta.index ?? 0;
       if (index <= base || d.entries[index - base - 1]?.term === t) n++;
@@ -292,6 +341,12 @@ export class SimWorld {
   private sendCampaign(group: GroupId, node: NodeId, minTerm: number): void {
     this.net.send(mmEndpoint, node, () => {
       this.nodes[node - 1]?.deliver(() => this.hostOf(node, group)?.campaign(term(minTerm)));
+    });
+  }
+
+  private sendMembership(group: GroupId, leader: NodeId, change: MembershipChange): void {
+    this.net.send(mmEndpoint, leader, () => {
+      this.nodes[leader - 1]?.deliver(() => this.hostOf(leader, group)?.changeMembership(change));
     });
   }
 
@@ -433,7 +488,7 @@ export class SimWorld {
       events: this.events,
       trace: invariant === null ? [] : this.trace.lines(),
       report,
-      summary: `${this.nodes.length} nodes, groups ${shape}, ${this.clients.length} clients, ${this.nemesis.faults} faults, ${this.mm.campaignsOrdered} directed campaigns, ${this.mm.transfersOrdered} transfers`,
+      summary: `${this.nodes.length} nodes, groups ${shape}, ${this.clients.length} clients, ${this.nemesis.faults} faults, ${this.mm.campaignsOrdered} directed campaigns, ${this.mm.transfersOrdered} transfers, ${this.mm.replacementsDone}/${this.mm.replacementsStarted} replacements`,
     };
   }
 }

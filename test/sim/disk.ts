@@ -75,6 +75,14 @@ export class SimDisk {
     else last.onDurable.push(fn);
   }
 
+  /** A replica deleted from this node: its data goes, and its unsynced writes never land. */
+  dropGroup(group: GroupId): void {
+    this.durable.delete(group);
+    this.pending = this.pending.map((p) =>
+      p.write?.group === group ? { write: null, onDurable: p.onDurable } : p,
+    );
+  }
+
   get unsyncedCount(): number {
     return this.pending.length;
   }

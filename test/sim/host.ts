@@ -4,11 +4,13 @@
  * group commit), then persisted() and the after-persist messages, apply, serve reads. It also takes
  * compaction checkpoints and restarts from the simulated durable state after a crash.
  */
-import { Replica } from '../../src/consensus/index.js';
+import { decodeMembershipChange, Replica } from '../../src/consensus/index.js';
+import { applyMembershipChange } from '../../src/consensus/quorum.js';
 import type {
   Entry,
   ConsensusBug,
   Membership,
+  MembershipChange,
   Message,
   Ready,
   ReplicaConfig,
@@ -71,6 +73,9 @@ export class ReplicaHost implements LogView {
   role = 'follower';
   leader = 0;
   term = 0;
+  removed = false;
+  /** The membership in force at the applied index (carried in checkpoints). */
+  membership: Membership;
   private readonly incomingSnaps = new Map<number, KvSnapshot>();
   private readonly pendingWrites = new Map<number, PendingWrite>();
   /** `committedBefore`: the group's highest applied index anywhere when the read arrived. */
@@ -86,6 +91,7 @@ export class ReplicaHost implements LogView {
 
   constructor(readonly env: HostEnv) {
     this.sm = new KvStateMachine(env.dedupDisabled);
+    this.membership = env.membership;
   }
 
   get node(): NodeId {
@@ -108,6 +114,7 @@ export class ReplicaHost implements LogView {
     this.snapTerm = meta?.term ?? 0;
     this.snapSeq = seqToHex(meta?.highestSeq ?? ZERO_SEQ);
     this.entries = [...d.entries];
+    this.membership = meta?.membership ?? this.env.membership;
     this.role = 'follower';
     this.leader = 0;
     const t = this.env.timing;
@@ -181,6 +188,17 @@ export class ReplicaHost implements LogView {
     this.drive();
   }
 
+  /** A membership change ordered by the metadata manager (leader only). */
+  changeMembership(change: MembershipChange): void {
+    if (!this.replica) return;
+    const r = this.replica.proposeMembership(change, this.env.wallNs());
+    this.env.trace(
+      () =>
+        `n${this.node} g${this.env.group} ${change.type} n${change.node} -> ${r.ok ? 'proposed' : r.error.code}`,
+    );
+    this.drive();
+  }
+
   request(req: ClientRequest, reply: (r: ClientReply) => void): void {
     const r = this.replica;
     if (!r) return;
@@ -225,6 +243,7 @@ export class ReplicaHost implements LogView {
       this.role = rd.softState.role;
       this.leader = rd.softState.leader;
       this.term = rd.softState.term;
+      this.removed = rd.softState.removed;
       this.env.trace(
         () => `n${this.node} g${this.env.group} ${this.role} term ${this.term} leader ${this.leader}`,
       );
@@ -284,6 +303,7 @@ export class ReplicaHost implements LogView {
       this.snapIndex = rd.snapshot.index;
       this.snapTerm = rd.snapshot.term;
       this.snapSeq = seqToHex(rd.snapshot.highestSeq);
+      this.membership = rd.snapshot.membership;
       this.entries = [];
       this.env.checker.onState(this.node, this.sm, true);
       disk.write({ kind: 'install', group, snap: { meta: rd.snapshot, data } });
@@ -311,6 +331,8 @@ export class ReplicaHost implements LogView {
     for (const e of committed) {
       if (e.index <= this.sm.appliedIndex) continue;
       const res = this.sm.apply(e);
+      if (e.kind === 'config')
+        this.membership = applyMembershipChange(this.membership, decodeMembershipChange(e.data));
       this.env.checker.onApply(this.node, this.term, e, res);
       if (e.index % stateCheckEvery === 0) this.env.checker.onState(this.node, this.sm, true);
       const p = this.pendingWrites.get(e.index);
@@ -335,7 +357,7 @@ export class ReplicaHost implements LogView {
       meta: {
         index: e.index,
         term: e.term,
-        membership: r.status().membership,
+        membership: this.membership,
         highestSeq: this.sm.highestSeq,
       },
       data: this.sm.snapshot(),

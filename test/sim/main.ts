@@ -18,11 +18,13 @@ interface Args {
   faultMs: number | undefined;
   tracesMax: number;
   quiet: boolean;
+  removeLeaders: boolean;
 }
 
 const usage = `usage: npm run sim -- [--seeds N] [--seed S] [--json] [--bug NAME] [--list-bugs]
        npm run sim:soak -- [--minutes M] [--seed S] [--bug NAME] [--json]
-options: --fault-ms MS (length of the fault phase, default 10000), --quiet`;
+options: --fault-ms MS (length of the fault phase, default 10000), --quiet,
+         --remove-leaders (the metadata manager removes leaders directly: see test/sim/CORE_ISSUES.md)`;
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
@@ -35,6 +37,7 @@ function parseArgs(argv: readonly string[]): Args {
     faultMs: undefined,
     tracesMax: 1,
     quiet: false,
+    removeLeaders: false,
   };
   let seedGiven = false;
   const num = (i: number, name: string): number => {
@@ -50,6 +53,7 @@ function parseArgs(argv: readonly string[]): Args {
       seedGiven = true;
     } else if (arg === '--json') a.json = true;
     else if (arg === '--quiet') a.quiet = true;
+    else if (arg === '--remove-leaders') a.removeLeaders = true;
     else if (arg === '--list-bugs') a.listBugs = true;
     else if (arg === '--soak') a.soakMinutes = a.soakMinutes ?? 10;
     else if (arg === '--minutes') a.soakMinutes = num(++i, arg);
@@ -70,7 +74,7 @@ function parseArgs(argv: readonly string[]): Args {
 function replayCommand(args: Args, seed: number): string {
   const bugs = args.bugs.map((b) => ` --bug ${b}`).join('');
   const fault = args.faultMs === undefined ? '' : ` --fault-ms ${args.faultMs}`;
-  return `npm run sim -- --seed ${seed}${bugs}${fault}`;
+  return `npm run sim -- --seed ${seed}${bugs}${fault}${args.removeLeaders ? ' --remove-leaders' : ''}`;
 }
 
 function printFailure(args: Args, r: SeedResult): void {
@@ -104,6 +108,7 @@ function main(): void {
     const r = runSeed({
       seed: s,
       bugs: args.bugs,
+      removeLeaders: args.removeLeaders,
       ...(args.faultMs === undefined ? {} : { faultMs: args.faultMs }),
     });
     seeds++;
