@@ -72,6 +72,13 @@ function tempDir(): string {
 
 const now = (): number => performance.now();
 
+/** CPU time of this process (all threads) per operation, in µs: steadier than rates on a shared machine. */
+const cpuUsPerOp: Record<string, number> = {};
+function cpuSince(start: NodeJS.CpuUsage, ops: number, what: string): void {
+  const d = process.cpuUsage(start);
+  cpuUsPerOp[what] = Math.round(((d.user + d.system) / ops) * 10) / 10;
+}
+
 /** `n` puts of the given keys with `concurrency` writers; returns puts per second. */
 async function putRate(
   store: LocalStore,
@@ -80,6 +87,7 @@ async function putRate(
   concurrency: number,
 ): Promise<number> {
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -89,12 +97,15 @@ async function putRate(
       }
     }),
   );
-  return ks.length / ((now() - t0) / 1000);
+  const rate = ks.length / ((now() - t0) / 1000);
+  cpuSince(cpu0, ks.length, `${currentKind} put x${concurrency}`);
+  return rate;
 }
 
 async function getRate(store: LocalStore, table: string, ks: Uint8Array[]): Promise<number> {
   let next = 0;
   let found = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = now();
   await Promise.all(
     Array.from({ length: 256 }, async () => {
@@ -102,7 +113,9 @@ async function getRate(store: LocalStore, table: string, ks: Uint8Array[]): Prom
     }),
   );
   if (found !== ks.length) throw new Error(`get found ${found} of ${ks.length}`);
-  return ks.length / ((now() - t0) / 1000);
+  const rate = ks.length / ((now() - t0) / 1000);
+  cpuSince(cpu0, ks.length, `${currentKind} get`);
+  return rate;
 }
 
 async function scanRate(store: LocalStore, table: string): Promise<number> {
@@ -148,9 +161,11 @@ async function replayRate(kind: EngineKind, ks: Uint8Array[]): Promise<number> {
       await log.append(records);
     }
     await log.close();
+    const cpu0 = process.cpuUsage();
     const t0 = now();
     const again = await LocalStore.open(dir);
     const ms = now() - t0;
+    cpuSince(cpu0, ks.length, `${kind} replay`);
     if (again.replayed !== ks.length) throw new Error(`replayed ${again.replayed}, want ${ks.length}`);
     await again.close();
     return ks.length / (ms / 1000);
@@ -225,12 +240,18 @@ function table(results: Record<EngineKind, Result>): string {
 }
 
 const results = {} as Record<EngineKind, Result>;
+let currentKind: EngineKind = 'btree';
 for (const kind of ['btree', 'lsm'] as const) {
+  currentKind = kind;
   if (!json) process.stdout.write(`${kind}...\n`);
   results[kind] = await benchEngine(kind);
 }
 process.stdout.write(
   `Tessera storage benchmark: ${RECORDS} records, ${KEY_BYTES}-byte keys, ${VALUE_BYTES}-byte values, ` +
-    `${os.cpus().length} cores, Node ${process.versions.node}\n${table(results)}\n`,
+    `${os.cpus().length} cores, Node ${process.versions.node}, load average ${os.loadavg()[0]!.toFixed(1)}\n` +
+    `${table(results)}\nCPU µs per operation (all threads of this process):\n` +
+    Object.entries(cpuUsPerOp)
+      .map(([k, v]) => `  ${k.padEnd(28)}${String(v).padStart(8)}\n`)
+      .join(''),
 );
 if (json) process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -148,6 +148,8 @@ export const limits = {
   storeMemtableRecordsMax: 100_000,
   /** Writes per engine transaction when the memtable is flushed. */
   storeFlushBatchWritesMax: 16_384,
+  /** The memtable is flushed to the engines once it holds this many records (or when forced). */
+  storeFlushRecordsMin: 4_096,
   /** Point reads coalesced into one engine call. */
   storeGetBatchMax: 10_000,
 
@@ -162,4 +164,6 @@ export const limits = {
   rmScanShardsPerPageMax: 64,
   /** How long an unknown token is answered "unknown" from memory before the MM is asked again. */
   rmTokenMissCacheMs: 1_000,
+  /** Request-id client strings whose u64 hash the RM keeps (cleared when full). */
+  rmClientIdCacheMax: 4096,
 } as const;

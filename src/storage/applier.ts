@@ -74,6 +74,12 @@ export class GroupApplier {
   private readonly mem = new Memtable();
   private flushRunning: Promise<void> | undefined;
   private flushError: unknown;
+  /** Every write of an entry <= flushedLast is in its engine. */
+  private flushedLast: number;
+  /** Someone waits for everything applied to reach the engines. */
+  private forced = false;
+  /** The next flush also moves an idle instance's applied index (for a checkpoint). */
+  private bumpIdle = false;
   private readonly memRecordsMax: number;
   /** Every entry <= appliedIndex is applied (memtable or engines). */
   appliedIndex: number;
@@ -90,6 +96,7 @@ export class GroupApplier {
     this.engineApplied = applied;
     this.appliedIndex = Math.min(applied.btree, applied.lsm);
     this.mem.activeLast = this.appliedIndex;
+    this.flushedLast = this.appliedIndex;
     this.highSeq = ZERO_SEQ;
     this.memRecordsMax = limits.storeMemtableRecordsMax;
     assert(this.memRecordsMax <= limits.engineBatchWritesMax, 'memtable larger than an engine batch');
@@ -129,9 +136,9 @@ export class GroupApplier {
     return [...this.byName.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   }
 
-  /** Index up to which both engines hold every write (durable after their next checkpoint). */
+  /** Index up to which the engines hold every write (durable after their next checkpoint). */
   get flushedIndex(): number {
-    return Math.min(this.engineApplied.btree, this.engineApplied.lsm);
+    return this.flushedLast;
   }
 
   // ---- reads ----
@@ -170,7 +177,8 @@ export class GroupApplier {
   /** Resolves once every write applied so far is in the engines (for scans). */
   async flushedUpTo(): Promise<void> {
     const target = this.appliedIndex;
-    while (this.flushedIndex < target) {
+    while (this.flushedLast < target) {
+      this.forced = true;
       this.startFlush();
       await this.flushRunning;
       if (this.flushError) throw this.flushError;
@@ -224,6 +232,7 @@ export class GroupApplier {
       if (c.op === 'put' || c.op === 'delete') {
         outcomes.push(this.applyData(index, c, stored));
         this.appliedIndex = index;
+        this.mem.activeLast = index; // also for entries skipped (replay) or refused
         continue;
       }
       await this.drain();
@@ -234,7 +243,8 @@ export class GroupApplier {
       this.mem.activeLast = index;
     }
     this.mem.activeLast = this.appliedIndex; // skipped (replayed) entries count as applied too
-    if (this.mem.active.size > 0) this.startFlush();
+    // Lazy: the engines get large batches; reads see the memtable meanwhile.
+    if (this.mem.active.size >= limits.storeFlushRecordsMin) this.startFlush();
     if (this.mem.size >= this.memRecordsMax) await this.flushedUpTo(); // back-pressure
     return outcomes;
   }
@@ -244,7 +254,13 @@ export class GroupApplier {
    * only the flushed prefix is released.
    */
   async checkpoint(log: Log): Promise<void> {
-    const upTo = this.flushedIndex;
+    // Both instances must reach the flushed index (an idle one with an empty batch): replay
+    // starts after the lower of the two.
+    this.bumpIdle = true;
+    this.startFlush();
+    await this.flushRunning;
+    if (this.flushError) throw this.flushError;
+    const upTo = Math.min(this.engineApplied.btree, this.engineApplied.lsm);
     await Promise.all(kinds.map((k) => this.engines[k].checkpoint()));
     if (upTo > 0) await log.releaseUpTo(this.group, upTo as LogIndex);
   }
@@ -319,7 +335,9 @@ export class GroupApplier {
   }
 
   private async flushLoop(): Promise<void> {
-    while (this.mem.active.size > 0 || this.mem.activeLast > this.flushedIndex) {
+    while (this.needFlush()) {
+      const bump = this.bumpIdle;
+      this.bumpIdle = false;
       const gen = this.mem.freeze();
       const last = this.mem.flushingLast;
       const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
@@ -334,7 +352,7 @@ export class GroupApplier {
         // Both instances move to `last` (an idle one with an empty batch) so the log can be released.
         await Promise.all(
           kinds.map(async (k) => {
-            if (this.engineApplied[k] >= last) return;
+            if (this.engineApplied[k] >= last || (writes[k].length === 0 && !bump)) return;
             // Transactions of bounded size (LMDB keeps the pages a transaction replaces as free
             // pages in its file). The first chunks keep the old applied index: a crash between
             // them replays those writes again, which the reconciler makes harmless.
@@ -360,7 +378,14 @@ export class GroupApplier {
         return;
       }
       this.mem.flushed();
+      this.flushedLast = last;
     }
+    this.forced = false;
+  }
+
+  private needFlush(): boolean {
+    if (this.bumpIdle || this.mem.active.size >= limits.storeFlushRecordsMin) return true;
+    return this.forced && (this.mem.active.size > 0 || this.mem.activeLast > this.flushedLast);
   }
 
   // ---- catalog ----
