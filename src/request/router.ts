@@ -27,11 +27,19 @@ export type KvCall = 'kvPut' | 'kvGet' | 'kvDelete' | 'kvScan';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Client ids hashed recently (a sha256 per request was a visible share of the RM's CPU). */
+const clientIdCache = new Map<string, bigint>();
+
 /** The storage RPC's u64 client id for a RequestId's string client id (same string -> same id, on every RM). */
 export function rpcClientId(clientId: string): bigint {
+  const hit = clientIdCache.get(clientId);
+  if (hit !== undefined) return hit;
   const h = createHash('sha256').update(clientId, 'utf8').digest();
-  const v = h.readBigUInt64BE(0);
-  return v === 0n ? 1n : v;
+  const r = h.readBigUInt64BE(0);
+  const v = r === 0n ? 1n : r;
+  if (clientIdCache.size >= limits.rmClientIdCacheMax) clientIdCache.clear();
+  clientIdCache.set(clientId, v);
+  return v;
 }
 
 /** The shard of a table whose [start, end) holds `key` (binary search over the sorted shards). */
