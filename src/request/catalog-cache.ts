@@ -29,6 +29,8 @@ export interface CatalogCacheOptions {
   mm: MmClient;
   /** Called for each storage node address in the catalog (the transport connects to it). */
   setPeer: (id: NodeId, addr: PeerAddress) => void;
+  /** Called for a storage node that left the catalog (or was removed). */
+  removePeer?: (id: NodeId) => void;
   log: Logger;
 }
 
@@ -45,6 +47,7 @@ export function parseAddress(addr: string): PeerAddress | null {
 export class CatalogCache {
   private readonly mm: MmClient;
   private readonly setPeer: (id: NodeId, addr: PeerAddress) => void;
+  private readonly removePeer: (id: NodeId) => void;
   private readonly log: Logger;
   version = -1;
   private tables = new Map<string, CachedTable>();
@@ -62,6 +65,7 @@ export class CatalogCache {
   constructor(opts: CatalogCacheOptions) {
     this.mm = opts.mm;
     this.setPeer = opts.setPeer;
+    this.removePeer = opts.removePeer ?? (() => undefined);
     this.log = opts.log;
     this.registerMetrics();
   }
@@ -177,6 +181,7 @@ export class CatalogCache {
         if (a !== null) this.setPeer(n.id, a);
       }
     }
+    for (const id of this.addresses.keys()) if (!addresses.has(id)) this.removePeer(id);
     this.tables = tables;
     this.groups = groups;
     this.addresses = addresses;

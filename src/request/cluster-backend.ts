@@ -107,7 +107,12 @@ export class ClusterBackend implements RequestBackend {
     this.mm = opts.mm;
     this.log = opts.log;
     const t = opts.transport;
-    this.cache = new CatalogCache({ mm: opts.mm, setPeer: (id, a) => t.setPeer(id, a), log: opts.log });
+    this.cache = new CatalogCache({
+      mm: opts.mm,
+      setPeer: (id, a) => t.setPeer(id, a),
+      removePeer: (id) => t.removePeer(id),
+      log: opts.log,
+    });
     this.router = new Router({
       transport: t,
       cache: this.cache,
