@@ -5,7 +5,7 @@
  * is the source of truth, and checkpoint() waits for the flush and calls mdb_env_sync. With
  * { syncEachBatch: true } each batch resolves only once flushed.
  */
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../lib/assert.js';
@@ -33,17 +33,21 @@ export class LmdbEngine extends AbstractEngine {
     rangeScans: true,
     tombstones: true,
   };
-  private readonly db: Db;
+  private db: Db;
+  private readonly options: EngineOptions;
+  /** Set while compact() swaps the file: reads wait for it. */
+  private swapping: Promise<void> | undefined;
+  private views = 0;
 
   private constructor(dir: string, options: EngineOptions, db: Db) {
     super(dir, options);
     this.db = db;
+    this.options = options;
   }
 
-  static async open(dir: string, options: EngineOptions = {}): Promise<LmdbEngine> {
-    await claimDir(dir, 'btree');
+  private static openDb(dir: string, options: EngineOptions): Db {
     const sync = options.syncEachBatch ?? false;
-    const db = open<Buffer, Buffer>({
+    return open<Buffer, Buffer>({
       path: join(dir, 'index.mdb'),
       keyEncoding: 'binary',
       encoding: 'binary',
@@ -52,6 +56,11 @@ export class LmdbEngine extends AbstractEngine {
       compression: false,
       cache: false,
     }) as Db;
+  }
+
+  static async open(dir: string, options: EngineOptions = {}): Promise<LmdbEngine> {
+    await claimDir(dir, 'btree');
+    const db = LmdbEngine.openDb(dir, options);
     const engine = new LmdbEngine(dir, options, db);
     const root = db.getBinary(Buffer.from(rootKey));
     if (root === undefined) {
@@ -67,11 +76,20 @@ export class LmdbEngine extends AbstractEngine {
   }
 
   _openView(): LmdbView {
+    assert(this.swapping === undefined, 'read view opened during compaction');
     const txn = this.db.useReadTransaction();
-    return { txn, release: () => txn.done() };
+    this.views++;
+    return {
+      txn,
+      release: () => {
+        txn.done();
+        this.views--;
+      },
+    };
   }
 
   async _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]> {
+    if (this.swapping !== undefined) await this.swapping;
     const options = view === undefined ? undefined : { transaction: (view as LmdbView).txn };
     return keys.map((k) => {
       const v = this.db.getBinary(asBuffer(k), options);
@@ -130,8 +148,29 @@ export class LmdbEngine extends AbstractEngine {
     await new Promise<void>((resolve, reject) => this.db.sync((err) => (err ? reject(err) : resolve())));
   }
 
-  async _compact(): Promise<void> {
-    // LMDB reuses freed pages itself; the file does not shrink.
+  /**
+   * A range: nothing to do (LMDB reuses freed pages). The whole instance: rewrites the file without
+   * its free pages (mdb_env_copy with compaction, then swap), skipped while a snapshot view is open.
+   */
+  async _compact(gte?: Uint8Array): Promise<void> {
+    if (gte !== undefined || this.views > 0) return;
+    const path = join(this.dir, 'index.mdb');
+    const tmp = `${path}.compact`;
+    await rm(tmp, { force: true });
+    await this._sync();
+    await this.db.backup(tmp, true);
+    let done = (): void => undefined;
+    this.swapping = new Promise((resolve) => {
+      done = resolve;
+    });
+    try {
+      await this.db.close();
+      await rename(tmp, path);
+      this.db = LmdbEngine.openDb(this.dir, this.options);
+    } finally {
+      this.swapping = undefined;
+      done();
+    }
   }
 
   async _close(): Promise<void> {

@@ -10,7 +10,8 @@ import { groupId, logIndex } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
 import { ZERO_SEQ } from '../../src/sequencer/seq.js';
 import { complianceSnapshots } from './compliance-snapshot.js';
-import { del, dec, enc, put, Scratch, seq } from './helpers.js';
+import { del, dec, dirBytes, enc, put, Scratch, seq } from './helpers.js';
+import { Prng } from '../../src/lib/prng.js';
 
 const g1 = groupId(1);
 const g2 = groupId(2);
@@ -314,6 +315,34 @@ export function engineCompliance(kind: EngineKind): void {
       expect(await e.get(ks(1), enc('k5'))).toBeUndefined();
       expect((await e.scan(ks(2), { limit: 5000 })).length).toBe(2000);
       expect(await e.getApplied(g1)).toMatchObject({ index: 1 });
+    });
+
+    it('compact() keeps every record and the applied position, and the instance stays usable', async () => {
+      const dir = await scratch.dir();
+      const e = await scratch.open(kind, dir);
+      const prng = new Prng(3);
+      for (let b = 0; b < 5; b++) {
+        const writes = Array.from({ length: 1000 }, () =>
+          put(
+            ks(1),
+            new Uint8Array(16).map(() => prng.int(0, 255)),
+            new Uint8Array(100).fill(b),
+            seq(b + 1),
+          ),
+        );
+        await e.applyBatch(g1, writes, logIndex(b + 1), seq(b + 1));
+      }
+      const before = await dirBytes(dir);
+      const rows = await e.scan(ks(1), { limit: 10_000 });
+      await e.compact();
+      expect(await dirBytes(dir)).toBeLessThanOrEqual(before);
+      expect(await e.scan(ks(1), { limit: 10_000 })).toEqual(rows);
+      expect(await e.getApplied(g1)).toMatchObject({ index: 5 });
+      await e.applyBatch(g1, [put(ks(1), 'after', 'x', seq(9))], logIndex(6), seq(9));
+      expect(await e.get(ks(1), enc('after'))).toMatchObject({ seq: seq(9) });
+      await e.close();
+      const again = await scratch.open(kind, dir);
+      expect((await again.scan(ks(1), { limit: 10_000 })).length).toBe(5001);
     });
 
     it('destroy removes the instance directory', async () => {
