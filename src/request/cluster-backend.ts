@@ -39,7 +39,7 @@ import type {
   WriteOptions,
 } from './backend.js';
 import { type CachedTable, CatalogCache } from './catalog-cache.js';
-import { RouteCounters, Router, rpcClientId, shardFor } from './router.js';
+import { RouteCounters, Router, rpcRequestId, shardFor } from './router.js';
 
 export interface ClusterBackendOptions {
   transport: Transport;
@@ -163,7 +163,7 @@ export class ClusterBackend implements RequestBackend {
   // ---- items
 
   async put(table: string, key: Uint8Array, value: Uint8Array, opts: WriteOptions): Promise<Seq> {
-    const request = { client: rpcClientId(opts.requestId.clientId), number: opts.requestId.n };
+    const request = rpcRequestId(opts.requestId);
     const condition = toCondition(opts.condition);
     const out = await this.router.call('kvPut', table, key, (target) =>
       encodeKvPut({ ...target, key, value, condition, request }),
@@ -178,7 +178,7 @@ export class ClusterBackend implements RequestBackend {
   }
 
   async delete(table: string, key: Uint8Array, opts: WriteOptions): Promise<Seq> {
-    const request = { client: rpcClientId(opts.requestId.clientId), number: opts.requestId.n };
+    const request = rpcRequestId(opts.requestId);
     const condition = toCondition(opts.condition);
     const out = await this.router.call('kvDelete', table, key, (target) =>
       encodeKvDelete({ ...target, key, condition, request }),

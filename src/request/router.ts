@@ -42,6 +42,15 @@ export function rpcClientId(clientId: string): bigint {
   return v;
 }
 
+/**
+ * The storage RPC's request id of a RequestId: client = rpcClientId(clientId), number = n + 1 (the
+ * group's dedup table treats numbers at or below a client's floor, 0 at first, as already forgotten,
+ * and a client may send n = 0). Deterministic, so a retry through any RM carries the same id.
+ */
+export function rpcRequestId(id: { clientId: string; n: number }): { client: bigint; number: number } {
+  return { client: rpcClientId(id.clientId), number: id.n + 1 };
+}
+
 /** The shard of a table whose [start, end) holds `key` (binary search over the sorted shards). */
 export function shardFor(table: CachedTable, key: Uint8Array): ShardWire {
   const shards = table.shards;

@@ -111,7 +111,7 @@ describe('ClusterBackend over a fake cluster', () => {
     const seq = await backend.put('t', enc('k'), enc('v'), w(id));
     const puts = c.node(16).seen.filter((s) => s.kind === 'put');
     expect(puts.length).toBe(3);
-    expect(new Set(puts.map((p) => p.request))).toEqual(new Set([`${rpcClientId('rm-x')}:42`]));
+    expect(new Set(puts.map((p) => p.request))).toEqual(new Set([`${rpcClientId('rm-x')}:43`]));
     expect(toHex((await backend.get('t', enc('k')))!.seq)).toBe(toHex(seq));
   });
 
