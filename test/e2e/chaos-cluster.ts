@@ -10,20 +10,32 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TesseraClient } from '../../src/client/client.js';
 import type { ClusterInfo } from '../../src/client/types.js';
-import type { NodeId } from '../../src/lib/ids.js';
 import {
   type CtlStatusResult,
   decodeCtlStatusResult,
+  decodeKvGetResult,
   encodeEmpty,
+  encodeKvGet,
+  encodeKvPut,
+  type KvGetResult,
   StorageKind,
+  type ShardTarget,
 } from '../../src/storage/rpc.js';
-import { loadClusterSecret, Transport } from '../../src/transport/index.js';
+import { groupId, type NodeId, shardId } from '../../src/lib/ids.js';
+import { isTesseraError } from '../../src/lib/errors.js';
+import { type FaultCommand, loadClusterSecret, Transport } from '../../src/transport/index.js';
 import { sendFaultCommand } from '../../src/transport/transport.js';
 import { isAlive, readClusterJson, root, stopDev, waitFor } from './dev-cluster.js';
 
 /** Our identity on the cluster's transport: a metadata-role member id no dev MM node uses. */
 const adminNodeId = 15 as NodeId;
+/** Our identity for direct kv.* probes of one replica (storage nodes serve kv.* to request managers). */
+const probeNodeId = 14 as NodeId;
 const quietLog = { info() {}, warn() {} };
+/** Above any catalog version of a test cluster (storage refuses only versions below the assignment's). */
+const catalogVersionAny = 2 ** 40;
+
+export type Direct<T> = { ok: true; value: T } | { ok: false; code: string };
 
 export interface ChaosClusterOptions {
   dir: string;
@@ -82,6 +94,8 @@ export class ChaosCluster {
   /** Every pid ever seen in cluster.json, so cleanup can SIGKILL leftovers. */
   private readonly pids = new Set<number>();
   private readonly stopped = new Set<number>();
+  private probeRequests = 0;
+  private readonly peersSet = new Set<number>();
 
   private constructor(
     readonly o: ChaosClusterOptions,
@@ -89,6 +103,7 @@ export class ChaosCluster {
     readonly url: string,
     readonly token: string,
     readonly admin: Transport,
+    readonly probe: Transport,
     readonly client: TesseraClient,
   ) {}
 
@@ -101,8 +116,13 @@ export class ChaosCluster {
       secret,
       log: quietLog,
     });
+    const probe = await Transport.start({
+      self: { nodeId: probeNodeId, role: 'request' },
+      secret,
+      log: quietLog,
+    });
     const client = new TesseraClient({ url, token, deadlineMs: 5_000 });
-    const c = new ChaosCluster(o, proc, url, token, admin, client);
+    const c = new ChaosCluster(o, proc, url, token, admin, probe, client);
     c.rememberPids();
     return c;
   }
@@ -180,36 +200,104 @@ export class ChaosCluster {
     return pid;
   }
 
+  /** Makes `node` a peer of both our transports (addresses from the cluster view, then cached: dev keeps ports). */
   private async storagePeer(node: number): Promise<NodeId> {
+    if (this.peersSet.has(node)) return node as NodeId;
     const v = await this.view();
     const n = v.nodes.find((x) => x.id === node);
     if (n === undefined) throw new Error(`node ${node} not in the cluster view`);
     const [host, port] = n.addr.split(':');
-    if (n.role !== 'metadata')
-      this.admin.setPeer(node as NodeId, { host: host ?? '127.0.0.1', port: Number(port) });
+    const addr = { host: host ?? '127.0.0.1', port: Number(port) };
+    this.admin.setPeer(node as NodeId, addr);
+    this.probe.setPeer(node as NodeId, addr);
+    this.peersSet.add(node);
     return node as NodeId;
   }
 
   /** Blocks both directions between a and b, on both of them (the switch checks on both sides). */
   async cut(a: number, b: number): Promise<void> {
     for (const at of [a, b]) {
-      const peer = await this.storagePeer(at);
-      await sendFaultCommand(this.admin, peer, { op: 'block', from: a as NodeId, to: b as NodeId });
-      await sendFaultCommand(this.admin, peer, { op: 'block', from: b as NodeId, to: a as NodeId });
+      await this.fault(at, { op: 'block', from: a as NodeId, to: b as NodeId });
+      await this.fault(at, { op: 'block', from: b as NodeId, to: a as NodeId });
     }
   }
 
-  /** Clears the fault switch of every storage node in the view (best effort per node). */
-  async healAll(): Promise<void> {
-    const v = await this.view();
-    for (const n of v.nodes.filter((x) => x.role === 'storage')) {
-      const peer = await this.storagePeer(n.id);
-      await sendFaultCommand(this.admin, peer, { op: 'clear' }).catch(() => undefined);
+  /** A fault command to one node, waiting for our link to it (it may be reconnecting) and retrying. */
+  private async fault(node: number, cmd: FaultCommand): Promise<void> {
+    const peer = await this.storagePeer(node);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.admin.waitConnected(peer, 3_000);
+        await sendFaultCommand(this.admin, peer, cmd);
+        return;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        await sleep(200);
+      }
     }
+  }
+
+  private target(group: number, shard: number): ShardTarget {
+    return {
+      group: groupId(group),
+      shard: shardId(shard),
+      epoch: 1,
+      catalogVersion: catalogVersionAny,
+      deadlineMs: 1_000,
+    };
+  }
+
+  private async direct<T>(
+    node: number,
+    kind: number,
+    payload: Uint8Array,
+    f: (b: Uint8Array) => T,
+  ): Promise<Direct<T>> {
+    const peer = await this.storagePeer(node);
+    try {
+      await this.probe.waitConnected(peer, 1_000);
+      return { ok: true, value: f(await this.probe.request(peer, kind, payload, { timeoutMs: 1_500 })) };
+    } catch (e) {
+      if (!isTesseraError(e)) throw e;
+      return { ok: false, code: e.code };
+    }
+  }
+
+  /** kv.get sent straight to one replica, bypassing the request manager (epoch 1 shards). */
+  directGet(node: number, group: number, shard: number, key: string): Promise<Direct<KvGetResult>> {
+    const req = encodeKvGet({ ...this.target(group, shard), key: Buffer.from(key) });
+    return this.direct(node, StorageKind.kvGet, req, decodeKvGetResult);
+  }
+
+  /** kv.put sent straight to one replica, bypassing the request manager. */
+  directPut(node: number, group: number, shard: number, key: string, value: string): Promise<Direct<null>> {
+    const req = encodeKvPut({
+      ...this.target(group, shard),
+      key: Buffer.from(key),
+      value: Buffer.from(value),
+      condition: { type: 'none' },
+      request: { client: 0x7e57n, number: ++this.probeRequests },
+    });
+    return this.direct(node, StorageKind.kvPut, req, () => null);
+  }
+
+  /** The shard id of an epoch-1 table on `group`: the first id its leader does not call stale. */
+  async shardOf(group: number, leader: number): Promise<number> {
+    for (let s = 1; s <= 16; s++) {
+      const r = await this.directGet(leader, group, s, 'probe');
+      if (r.ok || (r.code !== 'STALE_SHARD' && r.code !== 'TABLE_NOT_FOUND')) return s;
+    }
+    throw new Error(`no shard found on group ${group}`);
+  }
+
+  /** Clears the fault switch of every storage node we ever sent a fault command or probe to. */
+  async healAll(): Promise<void> {
+    for (const node of this.peersSet) await this.fault(node, { op: 'clear' });
   }
 
   async status(node: number): Promise<CtlStatusResult> {
     const peer = await this.storagePeer(node);
+    await this.admin.waitConnected(peer, 1_000).catch(() => undefined);
     return decodeCtlStatusResult(
       await this.admin.request(peer, StorageKind.ctlStatus, encodeEmpty(), { timeoutMs: 2_000 }),
     );
@@ -255,6 +343,7 @@ export class ChaosCluster {
     this.stopped.clear();
     this.client.close();
     await this.admin.close();
+    await this.probe.close();
     await stopDev(this.proc, 25_000);
     for (const pid of this.pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   }

@@ -26,7 +26,8 @@ describe('replica replacement (real processes)', () => {
     writing = false;
     await writer;
     await cluster?.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.CHAOS_KEEP === '1') console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   });
 
   /** Writes k0, k1, ... in turn; remembers the value of each acknowledged write. */

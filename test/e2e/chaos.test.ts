@@ -22,7 +22,8 @@ const settleMs = 1_500;
 
 interface Step {
   name: string;
-  run: (c: ChaosCluster) => Promise<void>;
+  /** Resolves with a detail for the log (e.g. how long until a new leader). */
+  run: (c: ChaosCluster) => Promise<string | undefined>;
 }
 
 /** kill -9 the leader of `table`'s group; wait for a new leader and the restart by dev. */
@@ -31,9 +32,12 @@ const killLeader = (table: string): Step => ({
   run: async (c) => {
     const g = await c.waitLeader(table);
     const pid = c.pidOf(g.leader as number, 'storage');
+    const t0 = Date.now();
     c.kill9(pid);
     await c.waitLeader(table, g.term);
+    const elected = Date.now() - t0;
     await c.waitRestarted(g.leader as number, 'storage', pid);
+    return `new leader in the catalog after ${elected} ms`;
   },
 });
 
@@ -46,6 +50,7 @@ const killFollower = (table: string): Step => ({
     c.kill9(pid);
     await sleep(faultMs);
     await c.waitRestarted(f, 'storage', pid);
+    return undefined;
   },
 });
 
@@ -58,38 +63,99 @@ const killMmLeader: Step = {
     c.kill9(pid);
     await sleep(faultMs);
     await c.waitRestarted(leader, 'metadata', pid);
+    return undefined;
   },
 };
 
-/** SIGSTOP the leader longer than the failure detector, then SIGCONT: it must not serve stale reads. */
+const text = (b: Uint8Array | null | undefined): string => Buffer.from(b ?? []).toString();
+
+/** Facts from the direct probes of deposed leaders, checked at the end. */
+const probes = {
+  staleReads: [] as string[],
+  splitBrainAcks: [] as string[],
+  answers: {} as Record<string, number>,
+};
+const count = (what: string): void => {
+  probes.answers[what] = (probes.answers[what] ?? 0) + 1;
+};
+
+/** A put through the request manager, retried a few times; true once acknowledged. */
+async function putAcked(c: ChaosCluster, table: string, key: string, value: string): Promise<boolean> {
+  for (let i = 0; i < 4; i++) {
+    try {
+      await c.client.put(table, key, value);
+      return true;
+    } catch {
+      await sleep(200);
+    }
+  }
+  return false;
+}
+
+/**
+ * SIGSTOP the leader longer than the failure detector; a write acknowledged by the new leader;
+ * SIGCONT; then read the key straight from the old leader for a while: it must refuse (not
+ * leader, timeout) or answer the new value, never the value from before the pause.
+ */
 const pauseLeader = (table: string): Step => ({
   name: `SIGSTOP / SIGCONT the leader of ${table}'s group`,
   run: async (c) => {
     const g = await c.waitLeader(table);
-    const pid = c.pidOf(g.leader as number, 'storage');
+    const old = g.leader as number;
+    const shard = await c.shardOf(g.id, old);
+    expect(await putAcked(c, table, 'probe-pause', 'before')).toBe(true);
+    const pid = c.pidOf(old, 'storage');
     c.pause(pid);
+    const t0 = Date.now();
+    let elected = 0;
+    let after = false;
     try {
       await c.waitLeader(table, g.term);
+      elected = Date.now() - t0;
+      after = await putAcked(c, table, 'probe-pause', 'after');
     } finally {
       c.resume(pid);
     }
-    await sleep(faultMs);
+    for (const end = Date.now() + faultMs; Date.now() < end; ) {
+      const r = await c.directGet(old, g.id, shard, 'probe-pause');
+      count(r.ok ? `paused-get:${text(r.value.value)}` : `paused-get:${r.code}`);
+      if (after && r.ok && text(r.value.value) !== 'after')
+        probes.staleReads.push(`old leader ${old} served ${text(r.value.value)} after resume`);
+      await sleep(20);
+    }
+    return `new leader in the catalog after ${elected} ms`;
   },
 });
 
-/** Cuts the leader from both followers (it still reaches the MM and the request manager). */
+/**
+ * Cuts the leader from both followers (it still reaches the MM and the request manager): once a
+ * new leader is elected, a write sent straight to the old one must not be acknowledged, and it
+ * must never become visible.
+ */
 const isolateLeader = (table: string): Step => ({
   name: `isolate the leader of ${table}'s group from its followers`,
   run: async (c) => {
     const g = await c.waitLeader(table);
-    const leader = g.leader as number;
-    for (const f of g.members.filter((m) => m !== leader)) await c.cut(leader, f);
+    const old = g.leader as number;
+    const shard = await c.shardOf(g.id, old);
+    expect(await putAcked(c, table, 'probe-split', 'before')).toBe(true);
+    for (const f of g.members.filter((m) => m !== old)) await c.cut(old, f);
+    const t0 = Date.now();
+    let elected = 0;
     try {
       await c.waitLeader(table, g.term);
+      elected = Date.now() - t0;
+      const r = await c.directPut(old, g.id, shard, 'probe-split', 'split-brain');
+      count(r.ok ? 'split-put:ok' : `split-put:${r.code}`);
+      if (r.ok) probes.splitBrainAcks.push(`old leader ${old} acknowledged a write while cut off`);
       await sleep(faultMs);
     } finally {
       await c.healAll();
     }
+    await c.waitLeader(table);
+    const it = await c.client.get(table, 'probe-split');
+    expect(text(it?.value)).toBe('before');
+    return `new leader in the catalog after ${elected} ms`;
   },
 });
 
@@ -110,7 +176,8 @@ describe('chaos on a dev cluster (real processes)', () => {
     await workload?.stop().catch(() => undefined);
     workload?.close();
     await cluster?.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.CHAOS_KEEP === '1') console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   });
 
   it(
@@ -145,8 +212,8 @@ describe('chaos on a dev cluster (real processes)', () => {
       for (let r = 0; r < rounds; r++) {
         for (const s of steps) {
           const t0 = Date.now();
-          await s.run(c);
-          log.push(`${s.name}: ${Date.now() - t0} ms`);
+          const detail = await s.run(c);
+          log.push(`${s.name}: ${Date.now() - t0} ms${detail === undefined ? '' : ` (${detail})`}`);
           await sleep(settleMs);
         }
       }
@@ -160,6 +227,9 @@ describe('chaos on a dev cluster (real processes)', () => {
       expect(v.lost, v.lost.join('\n')).toEqual([]);
       expect(v.verdict, v.report).toBe('ok');
       expect(workload.counts.ok).toBeGreaterThan(100);
+      console.log(`direct probes of deposed leaders: ${JSON.stringify(probes.answers)}`);
+      expect(probes.staleReads).toEqual([]);
+      expect(probes.splitBrainAcks).toEqual([]);
 
       await c.stop();
       cluster = undefined;
