@@ -1,8 +1,8 @@
 /**
  * `tessera dev` end to end, on real processes: start it, use the cluster through the TypeScript
  * client (btree and lsm tables, binary keys, conditional writes, errors), kill -9 a storage child
- * and see it restarted with cluster.json rewritten, stop it with SIGTERM (every child gone), start
- * it again on the same directory and read everything back.
+ * and see it restarted with cluster.json rewritten, pause the metadata nodes and keep writing, stop
+ * it with SIGTERM (every child gone), start it again on the same directory and read everything back.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -104,6 +104,26 @@ describe('tessera dev (real processes)', () => {
       );
       remember();
       expect(text((await c.get('ls', keys[5]!))?.value)).toBe('ls-5');
+
+      // The metadata manager paused (SIGSTOP): the request manager routes on from its catalog copy
+      // and leader hints, and its health says the MM is unreachable.
+      const mms = readClusterJson(dir).filter((p) => p.role === 'metadata' && p.pid !== null);
+      for (const p of mms) process.kill(p.pid!, 'SIGSTOP');
+      try {
+        await c.put('ls', bin(0x10), 'while-mm-down');
+        expect(text((await c.get('ls', bin(0x10)))?.value)).toBe('while-mm-down');
+        await waitFor(
+          'health to report the MM unreachable',
+          async () => {
+            const r = await fetch(`${dev.url}/v1/health`);
+            return r.status === 503;
+          },
+          20_000,
+        );
+      } finally {
+        for (const p of mms) process.kill(p.pid!, 'SIGCONT');
+      }
+      await waitFor('health back', async () => (await fetch(`${dev.url}/v1/health`)).status === 200, 20_000);
     } finally {
       c.close();
     }
@@ -124,6 +144,7 @@ describe('tessera dev (real processes)', () => {
       const all = await c2.scan('bt', { limit: 100 });
       expect(all.items.map((i) => text(i.value))).toEqual(['bt-0', 'bt-1', 'bt-2', 'bt-3b', 'bt-4', 'bt-5']);
       expect(text((await c2.get('ls', bin(0xff, 0xff, 0x00)))?.value)).toBe('ls-5');
+      expect(text((await c2.get('ls', bin(0x10)))?.value)).toBe('while-mm-down');
     } finally {
       c2.close();
     }
