@@ -169,7 +169,7 @@ export interface Engine {
   dropGroup(group: GroupId): Promise<void>;
   /** Makes everything applied so far durable (fsync). The log may be truncated after it resolves. */
   checkpoint(): Promise<void>;
-  /** Full compaction (lsm); a no-op where it means nothing (btree). For space measurements. */
+  /** Full compaction (lsm: compactRange; btree: a compacting copy of the file, swapped in). */
   compact(): Promise<void>;
   /** A consistent snapshot of keyspaces (+ the group's meta), in chunks of ~limits.snapshotChunkBytes. */
   snapshot(
