@@ -4,7 +4,7 @@ import { runSeed, type SeedResult, type SimBug, simBugs } from './cluster.js';
 /** The default fault phase (10 s simulated) costs ~0.1-0.3 s of CPU per seed. */
 const faultMs = 10_000;
 /** Each bug is usually found in the first few seeds; the budget leaves a wide margin. */
-const seedsPerBugMax = 60;
+const seedsPerBugMax = 150;
 
 function firstViolation(bug: SimBug, seedsMax: number): SeedResult | null {
   for (let seed = 1; seed <= seedsMax; seed++) {

@@ -134,7 +134,7 @@ export class SimWorld {
         delayMsMax: p.int(3, 12),
         slowRate: 0.03,
         slowMsMax: 400,
-        stuckRate: 0.005,
+        stuckRate: 0.01,
         stuckMsMax: 3000,
         lossRate: p.int(0, 5) / 100,
         dupRate: 0.02,

@@ -352,7 +352,6 @@ export class ReplicaHost implements LogView {
     if (this.checkpointing || at - this.snapIndex < this.env.compactEvery) return;
     const e = this.entries[at - this.snapIndex - 1];
     assert(e !== undefined && e.index === at, `no log entry at applied index ${at}`);
-    const r = this.replica!;
     const snap: StoredSnapshot = {
       meta: {
         index: e.index,
