@@ -357,7 +357,8 @@ export class GroupApplier {
             // pages in its file). The first chunks keep the old applied index: a crash between
             // them replays those writes again, which the reconciler makes harmless.
             const w = writes[k];
-            const step = limits.storeFlushBatchWritesMax;
+            const step =
+              k === 'btree' ? limits.storeFlushBatchWritesBtreeMax : limits.storeFlushBatchWritesMax;
             for (let at = 0; at + step < w.length; at += step) {
               const part = w.slice(at, at + step);
               await this.engines[k].applyBatch(
