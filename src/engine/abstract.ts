@@ -141,6 +141,10 @@ export abstract class AbstractEngine implements Engine {
   }
 
   // --- primitives the engines implement -----------------------------------------------------------
+  /** Resolves when views can be opened (an engine may be swapping files in compact()). */
+  _ready(): Promise<void> {
+    return Promise.resolve();
+  }
   abstract _openView(): ReadView;
   abstract _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]>;
   /** Entries with gte <= key < lt (lt undefined: no bound), ascending, at most `limit`. */
@@ -235,6 +239,7 @@ export abstract class AbstractEngine implements Engine {
     }
     const bounds = scanBounds(keyspacePrefix(keyspace), options);
     if (bounds === undefined || limit === 0) return [];
+    await this._ready();
     const view = this._openView();
     try {
       return await this._scanRange(

@@ -75,6 +75,10 @@ export class LmdbEngine extends AbstractEngine {
     return engine;
   }
 
+  override async _ready(): Promise<void> {
+    while (this.swapping !== undefined) await this.swapping;
+  }
+
   _openView(): LmdbView {
     assert(this.swapping === undefined, 'read view opened during compaction');
     const txn = this.db.useReadTransaction();

@@ -34,6 +34,7 @@ export async function* streamSnapshot(
   keyspaces: readonly KeyspaceId[],
   options: SnapshotOptions,
 ): AsyncGenerator<Uint8Array> {
+  await engine._ready();
   const view = engine._openView();
   try {
     const withMeta = options.meta ?? true;
