@@ -46,6 +46,13 @@ export class HostedGroup<R> {
   dirty = false;
   /** Stopped (removed or host closing): no more Readys are taken. */
   stopped = false;
+  /**
+   * The apply lane: the apply half of each Ready (snapshot captures, apply, answers, soft state)
+   * runs here in Ready order, while the next Ready's append and messages already proceed.
+   */
+  applyTail: Promise<void> = Promise.resolve();
+  /** Ready halves queued or running in the apply lane. */
+  applyPending = 0;
   appliedSinceCheckpoint = 0;
   /** The hard state last written to the log, and a newer one that only moved the commit hint. */
   durableHard: HardState | null = null;

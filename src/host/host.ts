@@ -165,7 +165,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
     this.live.delete(group);
     hg.stopped = true;
     hg.failAll('UNAVAILABLE', 'the replica was removed from this node');
-    while (hg.busy || hg.checkpointing !== null) await new Promise((r) => setTimeout(r, 5));
+    while (hg.busy || hg.applyPending > 0 || hg.checkpointing !== null)
+      await new Promise((r) => setTimeout(r, 5));
     // Descriptor first: a replica must never come back without its hard state.
     await this.descriptors.remove(group);
     await this.log.append([{ kind: 'dropGroup', group }]);
@@ -333,7 +334,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
     const records: LogRecord[] = [];
     const batch: { hg: HostedGroup<R>; rd: Ready; captures: Promise<void>[] }[] = [];
     for (const hg of this.live.values()) {
-      if (!hg.dirty || hg.busy || hg.stopped) continue;
+      // A group whose apply lane is full waits (stays dirty): the lane's end schedules it again.
+      if (!hg.dirty || hg.busy || hg.stopped || hg.applyPending >= limits.hostApplyPipelineMax) continue;
       hg.dirty = false;
       if (!hg.replica.hasReady()) continue;
       hg.busy = true;
@@ -364,14 +366,28 @@ export class GroupHost<R> implements GroupHostApi<R> {
     );
   }
 
-  /** Step 1: send now; a snapshot message starts a stream (its capture must precede any apply). */
+  /**
+   * Step 1: send now; a snapshot message starts a stream. Its capture runs in the apply lane: after
+   * the applies queued before it, and before this Ready's own apply (which awaits it).
+   */
   private sendMessages(hg: HostedGroup<R>, msgs: readonly Message[]): Promise<void>[] {
     const captures: Promise<void>[] = [];
     for (const m of msgs) {
-      if (m.type === 'snapshot') captures.push(this.sender.start(hg, m as SnapshotMsg));
+      if (m.type === 'snapshot')
+        captures.push(this.inApplyLane(hg, () => this.sender.start(hg, m as SnapshotMsg)));
       else this.send(m);
     }
     return captures;
+  }
+
+  /** Queues `f` in the group's apply lane (runs after everything queued before it). */
+  private inApplyLane(hg: HostedGroup<R>, f: () => Promise<void>): Promise<void> {
+    hg.applyPending++;
+    const p = hg.applyTail.then(f).finally(() => {
+      hg.applyPending--;
+    });
+    hg.applyTail = p.catch(() => undefined); // the error reaches whoever awaits p (the guard)
+    return p;
   }
 
   /** A Ready with a snapshot: install the received data, record it, then persist the rest. */
@@ -380,6 +396,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
     const staged = hg.staged.get(meta.index);
     assert(staged !== undefined, `group ${hg.id}: no received data for snapshot ${meta.index}`);
     hg.staged.clear();
+    await hg.applyTail; // no apply of an earlier Ready may run under (or after) the install
     hg.descriptor = { ...hg.descriptor, installing: meta };
     await this.descriptors.write(hg.descriptor);
     await hg.sm.install(meta, iterate(staged.chunks));
@@ -390,11 +407,25 @@ export class GroupHost<R> implements GroupHostApi<R> {
     await this.finish(hg, rd, captures);
   }
 
-  /** Steps 2 (after the append) to 6 of the driver loop. */
+  /**
+   * Steps 2 and 3 (after the append: persisted, messages after persist), then the group takes its
+   * next Ready at once while steps 4 to 6 of this one (apply, answers) run in the apply lane, in
+   * Ready order: the next append and its replication overlap this apply (a pipeline of Readys).
+   */
   private async finish(hg: HostedGroup<R>, rd: Ready, captures: Promise<void>[]): Promise<void> {
     const r = hg.replica;
     r.persisted(rd.number);
     for (const m of rd.messagesAfterPersist) this.send(m);
+    const applied = this.inApplyLane(hg, () => this.applyReady(hg, rd, captures));
+    hg.busy = false;
+    if (!hg.stopped && (r.hasReady() || hg.dirty)) this.schedule(hg);
+    await applied;
+  }
+
+  /** Steps 4 to 6: apply the committed entries, answer proposals and reads, soft state. */
+  private async applyReady(hg: HostedGroup<R>, rd: Ready, captures: Promise<void>[]): Promise<void> {
+    const r = hg.replica;
+    if (hg.stopped) return; // removed or closing (or failed): nothing more is applied here
     if (captures.length > 0) await Promise.all(captures);
     if (rd.committed.length > 0) {
       const results = await hg.sm.apply(rd.committed);
@@ -410,7 +441,6 @@ export class GroupHost<R> implements GroupHostApi<R> {
     for (const f of rd.failedReads) hg.readDone(f.ctx, f.error);
     hg.dropped(rd.dropped);
     if (rd.softState !== null) this.softStateChanged(hg, rd);
-    hg.busy = false;
     if (hg.stopped) return;
     if (r.hasReady() || hg.dirty) this.schedule(hg);
   }
@@ -534,7 +564,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
     this.sender.close();
     for (const hg of all) {
       const deadline = Date.now() + 5_000;
-      while ((hg.busy || hg.checkpointing !== null) && Date.now() < deadline) {
+      while ((hg.busy || hg.applyPending > 0 || hg.checkpointing !== null) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 5));
       }
     }
