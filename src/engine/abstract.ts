@@ -336,6 +336,32 @@ export abstract class AbstractEngine implements Engine {
     });
   }
 
+  /**
+   * Removes the keyspace's tombstones whose seq is below `belowSeq` (a seq every replica of the group
+   * has applied, so no lagging replica or snapshot can bring the key back). Returns how many went.
+   */
+  async purgeTombstones(keyspace: KeyspaceId, belowSeq: Seq): Promise<number> {
+    checkKeyspace(keyspace);
+    checkSeq(belowSeq);
+    const prefix = keyspacePrefix(keyspace);
+    return this._exclusive(async () => {
+      let purged = 0;
+      let from = prefix;
+      for (;;) {
+        const page = await this._range(from, successor(prefix), limits.engineClearBatchKeysMax);
+        const ops: RawOp[] = [];
+        for (const e of page) {
+          const dead = ((e.value[0] as number) & tombstoneBit) !== 0;
+          if (dead && compareRecordSeq(e.value, belowSeq) < 0) ops.push({ key: e.key, value: undefined });
+        }
+        if (ops.length > 0) await this._write(ops, false);
+        purged += ops.length;
+        if (page.length < limits.engineClearBatchKeysMax) return purged;
+        from = nextKey((page[page.length - 1] as RawEntry).key);
+      }
+    });
+  }
+
   async dropGroup(group: GroupId): Promise<void> {
     checkGroup(group);
     const gte = appliedKey(group).subarray(0, metaPrefixLength(group) - 1);

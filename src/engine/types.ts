@@ -165,6 +165,8 @@ export interface Engine {
   scan(keyspace: KeyspaceId, options?: ScanOptions): Promise<EngineEntry[]>;
   /** Removes every record of the keyspace and frees the space (LevelDB: compactRange). */
   dropKeyspace(keyspace: KeyspaceId): Promise<void>;
+  /** Removes the keyspace's tombstones with seq < belowSeq (applied by every replica); returns the count. */
+  purgeTombstones(keyspace: KeyspaceId, belowSeq: Seq): Promise<number>;
   /** Removes the group's applied position and meta records (the replica left the group). */
   dropGroup(group: GroupId): Promise<void>;
   /** Makes everything applied so far durable (fsync). The log may be truncated after it resolves. */

@@ -352,6 +352,30 @@ export function engineCompliance(kind: EngineKind): void {
       expect((await again.scan(ks(1), { limit: 10_000 })).length).toBe(5001);
     });
 
+    it('purges tombstones below a seq, and only those', async () => {
+      const e = await engine();
+      const g1 = freshGroup();
+      const k = freshKs();
+      await e.applyBatch(
+        g1,
+        [
+          del(k, 'old', seq(5)),
+          del(k, 'new', seq(50)),
+          put(k, 'live', 'v', seq(6)),
+          put(k, 'dead', 'v', seq(1)),
+        ],
+        logIndex(1),
+        seq(50),
+      );
+      await e.applyBatch(g1, [del(k, 'dead', seq(7))], logIndex(2), seq(50));
+      expect(await e.purgeTombstones(k, seq(10))).toBe(2);
+      const left = await e.scan(k, { includeTombstones: true });
+      expect(left.map((x) => [dec(x.key), x.tombstone])).toEqual([
+        ['live', false],
+        ['new', true],
+      ]);
+    });
+
     it('destroy removes the instance directory', async () => {
       const dir = await scratch.dir();
       const e = await scratch.open(kind, dir);
