@@ -112,18 +112,29 @@ export function handleVote(c: Core, m: VoteMsg): void {
     return;
   }
   if (m.pre) {
-    const ok = m.term > c.term && logOk && !sticky && c.isVoter();
+    const ok = m.term > c.term && logOk && !sticky && mayVote(c);
     reply(ok, ok ? m.term : c.term);
     return;
   }
   const canVote = c.vote === m.from || (c.vote === 0 && c.leader === 0);
-  if (canVote && logOk && c.isVoter()) {
+  if (canVote && logOk && mayVote(c)) {
     c.vote = m.from;
     c.resetElectionDeadline();
     reply(true, c.term);
     return;
   }
   reply(false, c.term);
+}
+
+/**
+ * Whether this replica answers (pre-)votes. A replica that believes it is a learner still votes
+ * (as etcd does): a candidate asks only replicas that are voters in ITS view, which means the
+ * promotion is committed and this replica has not applied it yet. Without this, a group whose
+ * leader committed its own removal could be left unable to elect (simulator seed 56
+ * --remove-leaders). A removed replica never votes. The candidate counts only its own voters.
+ */
+function mayVote(c: Core): boolean {
+  return !c.ms.removed;
 }
 
 export function handleVoteResp(c: Core, m: VoteRespMsg): void {
