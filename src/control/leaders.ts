@@ -143,13 +143,16 @@ function leaderPresent(
   return out;
 }
 
-/** The healthy voter with the most up-to-date log (last term, then last index; lowest id on a tie). */
-function bestCandidate(input: ControlInput, a: GroupAnalysis): NodeId | null {
+/**
+ * The healthy voter with the most up-to-date log (last term, then last index; lowest id on a tie),
+ * other than `skip`.
+ */
+function bestCandidate(input: ControlInput, a: GroupAnalysis, skip: NodeId | null): NodeId | null {
   let best: LeaderInfo | null = null;
   for (const m of a.group.members) {
     const r = a.reports.get(m.node);
     if (m.role !== 'voter' || r === undefined || r.role === 'learner') continue;
-    if (m.node === a.deposed || !isHealthy(input, m.node)) continue;
+    if (m.node === a.deposed || m.node === skip || !isHealthy(input, m.node)) continue;
     const better =
       best === null ||
       r.lastLogTerm > best.report.lastLogTerm ||
@@ -167,7 +170,9 @@ function leaderMissing(input: ControlInput, a: GroupAnalysis, memory: MutableMem
   const voterIds = g.members.filter((m) => m.role === 'voter').map((m) => m.node);
   const healthy = voterIds.filter((v) => v !== a.deposed && isHealthy(input, v) && a.reports.has(v));
   const majority = Math.floor(voterIds.length / 2) + 1;
-  const candidate = bestCandidate(input, a);
+  // The last order did not produce a leader in time: pass its candidate over once (it may be cut
+  // off from the other voters while its log is the longest, and would be ordered forever).
+  const candidate = bestCandidate(input, a, order?.node ?? null) ?? bestCandidate(input, a, null);
   const liveVoters = voterIds.filter((v) => a.reports.has(v)).length;
   if (candidate === null || liveVoters < majority) {
     return [{ kind: 'noQuorum', group: g.id, liveVoters: healthy.length, voters: voterIds.length }];

@@ -166,7 +166,24 @@ describe('directed elections', () => {
     expect(brief(d2).filter((a) => a.kind === 'campaign')).toEqual([]);
     const d3 = run(input(c, at(NOW + 1500, beats), { nowMs: NOW + 1500, memory: d2.memory }));
     expect(brief(d3).filter((a) => a.kind === 'campaign')).toEqual([
-      { kind: 'campaign', group: G, node: N3, minTerm: 5, reason: 'leader-missed-heartbeats' },
+      { kind: 'campaign', group: G, node: N2, minTerm: 5, reason: 'leader-missed-heartbeats' },
+    ]);
+    // ...and then back to the most up-to-date one if that did not work either.
+    const d4 = run(input(c, at(NOW + 3000, beats), { nowMs: NOW + 3000, memory: d3.memory }));
+    expect(brief(d4).filter((a) => a.kind === 'campaign')).toEqual([
+      { kind: 'campaign', group: G, node: N3, minTerm: 6, reason: 'leader-missed-heartbeats' },
+    ]);
+  });
+
+  it('a candidate whose campaign produced no leader in time is passed over once', () => {
+    const c = world();
+    const d1 = run(input(c, [live(N2, { last: 10 }), live(N3, { last: 12 })]));
+    expect(d1.memory.campaigns.get(G)).toEqual({ node: N3, term: 4, atMs: NOW });
+    // n3 (cut off from the other voters, its pre-vote failing) is still no leader 1.5 s later.
+    const beats = at(NOW + 1500, [live(N2, { last: 10 }), live(N3, { last: 13 })]);
+    const d2 = run(input(c, beats, { nowMs: NOW + 1500, memory: d1.memory }));
+    expect(brief(d2).filter((a) => a.kind === 'campaign')).toEqual([
+      { kind: 'campaign', group: G, node: N2, minTerm: 5, reason: 'leader-missed-heartbeats' },
     ]);
   });
 
