@@ -18,7 +18,12 @@ describe('DedupTable eviction order (min-heap)', () => {
           numbers.forEach((n, i) => {
             if (n <= floor) return; // at or below the floor: answered OUTCOME_UNKNOWN, never recorded
             const req = { client: 7n, number: n };
-            const edits = t.record(req, { ok: true, seq: makeSeq(BigInt(i + 1), 0, 1) }, logIndex(i + 1), 'btree');
+            const edits = t.record(
+              req,
+              { ok: true, seq: makeSeq(BigInt(i + 1), 0, 1) },
+              logIndex(i + 1),
+              'btree',
+            );
             held.add(n);
             if (held.size > max) {
               const oldest = Math.min(...held);
