@@ -24,7 +24,7 @@ interface Args {
 const usage = `usage: npm run sim -- [--seeds N] [--seed S] [--json] [--bug NAME] [--list-bugs]
        npm run sim:soak -- [--minutes M] [--seed S] [--bug NAME] [--json]
 options: --fault-ms MS (length of the fault phase, default 10000), --quiet,
-         --remove-leaders (the metadata manager removes leaders directly: see test/sim/CORE_ISSUES.md)`;
+         --remove-leaders (the metadata manager always removes leaders directly: see test/sim/CORE_ISSUES.md)`;
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {

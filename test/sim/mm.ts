@@ -18,6 +18,8 @@ interface Report {
 interface Replacement {
   readonly add: NodeId;
   readonly remove: NodeId;
+  /** If `remove` leads, remove it directly (it steps down) instead of moving leadership first. */
+  readonly direct: boolean;
   lastOrderAt: number;
 }
 
@@ -46,7 +48,7 @@ export interface MmEnv {
   addReplica(group: GroupId, node: NodeId): void;
   /** Deletes the replica of `group` on `node` (after its removal committed). */
   dropReplica(group: GroupId, node: NodeId): void;
-  /** Remove a leader directly instead of moving leadership first (reproduces a core issue). */
+  /** Always remove a leader directly (else half of the replacements move leadership first). */
   readonly removeLeaders: boolean;
   /** Every storage node (spares are those not in a group). */
   readonly nodes: readonly NodeId[];
@@ -136,7 +138,8 @@ export class SimMetadataManager {
       if (spares.length === 0) return;
       const add = this.env.prng.pick(spares);
       const remove = this.env.prng.pick(g.members);
-      g.replacement = { add, remove, lastOrderAt: -1e9 };
+      const direct = this.env.removeLeaders || this.env.prng.chance(0.5);
+      g.replacement = { add, remove, direct, lastOrderAt: -1e9 };
       this.replacementsStarted++;
       this.env.trace(() => `mm: g${group} replaces n${remove} by n${add}`);
       this.env.addReplica(group, add);
@@ -153,9 +156,9 @@ export class SimMetadataManager {
       const caughtUp = leader.peers.some((p) => p.id === r.add && p.match >= leader.commit);
       if (caughtUp) order({ type: 'promote', node: r.add });
     } else if (m.voters.includes(r.remove) || m.learners.includes(r.remove)) {
-      if (r.remove !== leader.id || this.env.removeLeaders) order({ type: 'remove', node: r.remove });
+      if (r.remove !== leader.id || r.direct) order({ type: 'remove', node: r.remove });
       else if (now - r.lastOrderAt >= 5 * this.env.heartbeatIntervalMs) {
-        // Never remove a leader directly (see test/sim/CORE_ISSUES.md): move leadership first.
+        // Move leadership off the replica first (the other half removes the leader directly).
         r.lastOrderAt = now;
         const to = this.env.prng.pick(m.voters.filter((v) => v !== leader.id));
         this.env.trace(
