@@ -174,4 +174,6 @@ export const limits = {
   rmClientIdCacheMax: 4096,
   /** Readys of one group whose apply half may wait in the host's apply lane (pipeline depth). */
   hostApplyPipelineMax: 4,
+  /** Bearer secrets whose sha256 the HTTP API keeps (cleared when full). */
+  rmTokenHashCacheMax: 1024,
 } as const;

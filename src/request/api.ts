@@ -90,6 +90,7 @@ export class Api {
   private readonly inflight: () => number;
   private readonly startedAt = Date.now();
   private requestCounter = 0;
+  private readonly tokenHashes = new Map<string, string>();
 
   constructor(backend: RequestBackend, opts: ApiOptions = {}) {
     this.backend = backend;
@@ -210,9 +211,20 @@ export class Api {
 
   private async authenticate(headers: Headers): Promise<Principal> {
     const secret = bearerToken(header(headers, 'authorization'));
-    const record = await this.backend.verifyToken(hashToken(secret));
+    const record = await this.backend.verifyToken(this.tokenHash(secret));
     if (record === null) throw new TesseraError('UNAUTHORIZED', 'unknown or revoked token');
     return { id: record.id, role: record.role, table: record.table };
+  }
+
+  /** sha256 of a bearer secret, from a bounded cache (a hash per request was a visible CPU cost). */
+  private tokenHash(secret: string): string {
+    let h = this.tokenHashes.get(secret);
+    if (h === undefined) {
+      h = hashToken(secret);
+      if (this.tokenHashes.size >= limits.rmTokenHashCacheMax) this.tokenHashes.clear();
+      this.tokenHashes.set(secret, h);
+    }
+    return h;
   }
 
   /** `Tessera-Request-Id: <client>:<n>` from the client (for exactly-once retries), or one made up. */

@@ -122,11 +122,16 @@ class ApplyRun {
     return e;
   }
 
-  /** Reads the current records of every key a live put/delete touches (one getMany per instance). */
+  /**
+   * Reads the current records of every key a live conditional put or delete touches (one getMany
+   * per instance). An unconditional put is decided without its key's record (`decide` ignores it;
+   * the engine's reconciler still keeps the highest seq), so it costs no read here.
+   */
   async prefetch(entries: readonly Entry[], commands: readonly (Command | undefined)[]): Promise<void> {
     const reads = new Map<EngineKind, { keyspace: KeyspaceId; key: Uint8Array }[]>();
     commands.forEach((c, i) => {
       if (c === undefined || (c.type !== 'put' && c.type !== 'delete')) return;
+      if (c.type === 'put' && c.condition.type === 'none') return;
       if (!this.live(c.engine, (entries[i] as Entry).index)) return;
       const id = keyId(c.keyspace, c.key);
       if (this.overlay.has(id)) return;
