@@ -27,11 +27,13 @@ import { type FaultCommand, loadClusterSecret, Transport } from '../../src/trans
 import { sendFaultCommand } from '../../src/transport/transport.js';
 import { isAlive, readClusterJson, root, stopDev, waitFor } from './dev-cluster.js';
 
-/** Our identity on the cluster's transport: a metadata-role member id no dev MM node uses. */
+/** Our identity on the cluster's transport: a metadata-role member id no dev MM node uses (dev has 1..3). */
 const adminNodeId = 15 as NodeId;
 /** Our identity for direct kv.* probes of one replica (storage nodes serve kv.* to request managers). */
 const probeNodeId = 14 as NodeId;
 const quietLog = { info() {}, warn() {} };
+/** MM nodes have the fixed ids 1..15 (docs/metadata.md). */
+const mmNodeIdMax = 15;
 /** Above any catalog version of a test cluster (storage refuses only versions below the assignment's). */
 const catalogVersionAny = 2 ** 40;
 
@@ -63,7 +65,7 @@ function startDevProcess(o: ChaosClusterOptions): Promise<{ proc: ChildProcess; 
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TESSERA_LOG_LEVEL: 'warn', TESSERA_FAULT_ADMIN: '1' },
+      env: { TESSERA_LOG_LEVEL: 'warn', ...process.env, TESSERA_FAULT_ADMIN: '1' },
     },
   );
   let out = '';
@@ -200,16 +202,29 @@ export class ChaosCluster {
     return pid;
   }
 
-  /** Makes `node` a peer of both our transports (addresses from the cluster view, then cached: dev keeps ports). */
+  /**
+   * Makes `node` a peer of our transports: MM nodes (ids 1..15) at their ports from DIR/dev.json
+   * (admin only), storage nodes at their address from the cluster view (both); cached, since dev
+   * keeps every member's port across restarts.
+   */
   private async storagePeer(node: number): Promise<NodeId> {
     if (this.peersSet.has(node)) return node as NodeId;
-    const v = await this.view();
-    const n = v.nodes.find((x) => x.id === node);
-    if (n === undefined) throw new Error(`node ${node} not in the cluster view`);
-    const [host, port] = n.addr.split(':');
-    const addr = { host: host ?? '127.0.0.1', port: Number(port) };
-    this.admin.setPeer(node as NodeId, addr);
-    this.probe.setPeer(node as NodeId, addr);
+    if (node <= mmNodeIdMax) {
+      const dev = JSON.parse(readFileSync(path.join(this.o.dir, 'dev.json'), 'utf8')) as {
+        metadataPorts: number[];
+      };
+      const port = dev.metadataPorts[node - 1];
+      if (port === undefined) throw new Error(`no MM node ${node} in dev.json`);
+      this.admin.setPeer(node as NodeId, { host: '127.0.0.1', port });
+    } else {
+      const v = await this.view();
+      const n = v.nodes.find((x) => x.id === node);
+      if (n === undefined) throw new Error(`node ${node} not in the cluster view`);
+      const [host, port] = n.addr.split(':');
+      const addr = { host: host ?? '127.0.0.1', port: Number(port) };
+      this.admin.setPeer(node as NodeId, addr);
+      this.probe.setPeer(node as NodeId, addr);
+    }
     this.peersSet.add(node);
     return node as NodeId;
   }

@@ -37,13 +37,15 @@ export interface WorkloadCounts {
   unknown: number;
   readFailures: number;
   codes: Record<string, number>;
+  /** The first few errors other than CONDITION_FAILED / KEY_NOT_FOUND: `op: CODE: message`. */
+  samples: string[];
 }
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString();
 
 export class Workload {
   readonly history = new HistoryRecorder();
-  readonly counts: WorkloadCounts = { ok: 0, failed: 0, unknown: 0, readFailures: 0, codes: {} };
+  readonly counts: WorkloadCounts = { ok: 0, failed: 0, unknown: 0, readFailures: 0, codes: {}, samples: [] };
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly clients: TesseraClient[] = [];
@@ -147,6 +149,9 @@ export class Workload {
   private failure(op: Operation, e: unknown): Result {
     if (!isTesseraError(e)) throw e;
     this.counts.codes[e.code] = (this.counts.codes[e.code] ?? 0) + 1;
+    const expected = e.code === 'CONDITION_FAILED' || e.code === 'KEY_NOT_FOUND';
+    if (!expected && this.counts.samples.length < 8)
+      this.counts.samples.push(`${op.kind}: ${e.code}: ${e.message}`);
     if (op.kind === 'get') {
       this.counts.readFailures++;
       return { type: 'fail' };

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChaosCluster, sleep } from './chaos-cluster.js';
+import { waitFor } from './dev-cluster.js';
 import { compareReplicas } from './chaos-replicas.js';
 import { judge, Workload } from './chaos-workload.js';
 
@@ -159,12 +160,50 @@ const isolateLeader = (table: string): Step => ({
   },
 });
 
+/**
+ * Cuts the MM leader from the other MM nodes: the majority elects a new MM leader and catalog
+ * changes go on there (a table is created during the cut); groups keep serving meanwhile.
+ */
+const isolateMmLeader: Step = {
+  name: 'isolate the MM leader from the other MM nodes',
+  run: async (c) => {
+    const v = await c.view();
+    const old = v.metadata.leader as number;
+    for (const m of v.metadata.members.filter((x) => x !== old)) await c.cut(old, m);
+    const t0 = Date.now();
+    let created = 0;
+    try {
+      await waitFor(
+        'a table created while the MM leader is cut off',
+        async () => {
+          try {
+            await c.client.createTable(`during_mm_cut_${++mmCuts}`, { engine: 'lsm' });
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+      );
+      created = Date.now() - t0;
+      const after = await c.view();
+      expect(after.metadata.leader).not.toBe(old);
+      await sleep(faultMs);
+    } finally {
+      await c.healAll();
+    }
+    return `catalog change committed ${created} ms after the cut`;
+  },
+};
+let mmCuts = 0;
+
 const steps: Step[] = [
   killLeader('hot_bt'),
   killFollower('hot_ls'),
   killMmLeader,
   pauseLeader('hot_ls'),
   isolateLeader('hot_bt'),
+  isolateMmLeader,
 ];
 
 describe('chaos on a dev cluster (real processes)', () => {
