@@ -176,4 +176,8 @@ export const limits = {
   hostApplyPipelineMax: 4,
   /** Bearer secrets whose sha256 the HTTP API keeps (cleared when full). */
   rmTokenHashCacheMax: 1024,
+  /** The cluster part of the request manager's /metrics is fetched from the MM at most this often. */
+  rmClusterMetricsCacheMs: 1_000,
+  /** A scrape waits at most this long for the cluster state (then: tessera_cluster_scrape_success 0). */
+  rmClusterMetricsTimeoutMs: 2_000,
 } as const;

@@ -25,6 +25,7 @@ import type { Logger } from '../lib/log.js';
 import type { CatalogEntry } from '../storage/rpc.js';
 import type { Catalog } from './catalog.js';
 import type { HeartbeatRequest } from './rpc.js';
+import type { NodeStatsWire } from './stats-wire.js';
 import type { StorageCtl } from './storage-ctl.js';
 import type { CatalogCommand, GroupRecord } from './types.js';
 
@@ -47,6 +48,8 @@ export class ControlLoop {
   /** Latest heartbeat per node (monotonic arrival time); kept only while leader. */
   readonly heartbeats = new Map<NodeId, NodeHeartbeat>();
   readonly pids = new Map<NodeId, number>();
+  /** Latest heartbeat stats per node (soft state for mm.cluster; kept only while leader). */
+  readonly stats = new Map<NodeId, NodeStatsWire>();
   private memory: ControlMemory = emptyControlMemory;
   private leaderSinceMs = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -68,6 +71,7 @@ export class ControlLoop {
     this.leaderSinceMs = leaderSinceMs;
     this.memory = emptyControlMemory;
     this.heartbeats.clear();
+    this.stats.clear();
     this.unassigned.clear();
     this.reconciled = false;
     this.timer = setInterval(() => this.tick(), limits.mmControlTickMs);
@@ -103,6 +107,7 @@ export class ControlLoop {
       replicas,
     });
     this.pids.set(hb.node, hb.pid);
+    this.stats.set(hb.node, { node: hb.node, replicas: hb.replicas, metrics: hb.metrics ?? null });
   }
 
   heartbeatAgeMs(node: NodeId): number | null {

@@ -147,7 +147,8 @@ export function registerMmHandlers(node: MetadataNode): void {
 
   on('cluster', async () => {
     await node.linearizable();
-    return clusterWire(node.catalog, {
+    const stats = [...node.control.stats.values()].sort((a, b) => a.node - b.node);
+    const wire = clusterWire(node.catalog, {
       mmLeader: node.leaderId,
       mmMembers: new Map([...node.members].map(([id, a]) => [id, `${a.host}:${a.port}`])),
       mmUp: (id) => id === node.id || node.transport.peerState(id) === 'up',
@@ -156,6 +157,7 @@ export function registerMmHandlers(node: MetadataNode): void {
       selfPid: process.pid,
       selfId: node.id,
     });
+    return { ...wire, stats };
   });
 
   on('tokens', async (req) => {

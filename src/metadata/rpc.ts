@@ -13,6 +13,7 @@
 import { Packr } from 'msgpackr';
 import { TesseraError } from '../lib/errors.js';
 import { type GroupId, groupId, type LogIndex, type NodeId, nodeId, type Term } from '../lib/ids.js';
+import { decodeNodeMetrics, type NodeMetricsWire, type NodeStatsWire } from './stats-wire.js';
 
 export const mmRpcVersion = 1;
 
@@ -79,6 +80,8 @@ export interface HeartbeatRequest {
   /** The node's watchdog saw an fsync stall (asks for a deep check). Optional, default false. */
   stalled?: boolean;
   replicas: ReplicaState[];
+  /** The node's host counters (stats-wire.ts, summary v1). Optional: missing or malformed = unknown. */
+  metrics?: NodeMetricsWire | null;
 }
 export interface MemberAddressWire {
   node: NodeId;
@@ -176,6 +179,8 @@ export interface ClusterResponse {
   groups: GroupWire[];
   tables: TableWire[];
   version: number;
+  /** Soft state of the MM leader: latest heartbeat stats per node (stats-wire.ts). Optional. */
+  stats?: NodeStatsWire[];
 }
 
 export type TokenRole = 'admin' | 'read-write' | 'read-only';
@@ -314,6 +319,7 @@ export function decodeMmRequest<C extends MmCall>(call: C, bytes: Uint8Array): M
         diskOk: o.diskOk === true,
         stalled: o.stalled === true,
         replicas: (o.replicas as unknown[]).map((r) => decodeReplica(call, r)),
+        ...(o.metrics === undefined ? {} : { metrics: decodeNodeMetrics(o.metrics) }),
       } as MmCalls[C][0];
     case 'catalog':
       need(call, isSafe(o.sinceVersion) && isU32(o.waitMs), 'sinceVersion/waitMs');

@@ -19,6 +19,7 @@ import {
 } from '../lib/metrics.js';
 import { type Access, authorize, bearerToken, hashToken, type Principal } from './auth.js';
 import type { RequestBackend, RequestId } from './backend.js';
+import { ClusterMetrics, type ClusterMetricsOptions } from './cluster-metrics.js';
 import { dashboardHtml } from './dashboard.js';
 import { type ApiResponse, errorResponse, type Headers, header, itemKey, json, tableName } from './format.js';
 import * as h from './handlers.js';
@@ -77,6 +78,11 @@ export interface ApiOptions {
   instanceId?: string;
   /** Current in-flight count, for /v1/stats (set by the HTTP server). */
   inflight?: () => number;
+  /**
+   * Adds the cluster-wide families (cluster-metrics.ts, from backend.cluster(), cached) to
+   * /metrics. Off by default; the request manager process turns it on.
+   */
+  clusterMetrics?: boolean | ClusterMetricsOptions;
 }
 
 export class Api {
@@ -91,6 +97,7 @@ export class Api {
   private readonly startedAt = Date.now();
   private requestCounter = 0;
   private readonly tokenHashes = new Map<string, string>();
+  private readonly clusterMetrics: ClusterMetrics | null;
 
   constructor(backend: RequestBackend, opts: ApiOptions = {}) {
     this.backend = backend;
@@ -112,6 +119,14 @@ export class Api {
         'HTTP API requests by operation and result code.',
         ['op', 'code'],
       );
+    const cm = opts.clusterMetrics ?? false;
+    this.clusterMetrics =
+      cm === false
+        ? null
+        : new ClusterMetrics(() => backend.cluster(), {
+            ...(cm === true ? {} : cm),
+            onError: (e) => this.log.debug('cluster metrics unavailable', { err: e }),
+          });
     this.routes = this.routeTable();
   }
 
@@ -272,8 +287,10 @@ export class Api {
     this.requests.labels(op, code).inc();
   }
 
-  private metricsResponse(): ApiResponse {
-    return { status: 200, headers: { 'content-type': prometheusContentType }, body: this.registry.expose() };
+  private async metricsResponse(): Promise<ApiResponse> {
+    const cluster = this.clusterMetrics === null ? '' : await this.clusterMetrics.text();
+    const body = this.registry.expose() + cluster;
+    return { status: 200, headers: { 'content-type': prometheusContentType }, body };
   }
 
   /** A JSON summary for the dashboard: counts and latency buckets per operation and code. */

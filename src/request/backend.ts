@@ -89,6 +89,33 @@ export interface ClusterNode {
   state: NodeState;
   /** Milliseconds since the metadata manager last heard from it; null if unknown. */
   heartbeatAgeMs: number | null;
+  /** A storage node's host counters from its last heartbeat; absent or null if unknown. */
+  metrics?: NodeMetrics | null;
+}
+
+/** Counters of a storage node's group host since its process started (docs/observability.md). */
+export interface NodeMetrics {
+  entriesApplied: number;
+  electionsWon: number;
+  /** Shared log appends, each one fsync. */
+  logAppends: number;
+  fsyncSumSeconds: number;
+  /** Upper bounds of the fsync latency buckets, seconds. */
+  fsyncBoundsSeconds: number[];
+  /** Appends per bucket (not cumulative), one more than the bounds (the last: above the last bound). */
+  fsyncCounts: number[];
+}
+
+/** One member's replica of a group, as its node last reported it. */
+export interface GroupReplica {
+  node: NodeId;
+  role: 'follower' | 'precandidate' | 'candidate' | 'leader';
+  term: number;
+  lastIndex: number;
+  commit: number;
+  applied: number;
+  /** Entries it has still to apply: the leader's last index minus its applied index; null if unknown. */
+  lagEntries: number | null;
 }
 
 export interface ClusterGroup {
@@ -96,6 +123,8 @@ export interface ClusterGroup {
   members: NodeId[];
   leader: NodeId | null;
   term: number;
+  /** Members' replicas as last reported (those that reported); absent if unknown. */
+  replicas?: GroupReplica[];
 }
 
 export interface ClusterView {

@@ -39,6 +39,7 @@ import type {
   WriteOptions,
 } from './backend.js';
 import { type CachedTable, CatalogCache } from './catalog-cache.js';
+import { withStats } from './cluster-stats.js';
 import { RouteCounters, Router, rpcRequestId, shardFor } from './router.js';
 
 export interface ClusterBackendOptions {
@@ -224,7 +225,7 @@ export class ClusterBackend implements RequestBackend {
 
   async cluster(): Promise<ClusterView> {
     const c = await this.mmCall(() => this.mm.call('cluster', {}));
-    return {
+    const view: ClusterView = {
       metadata: { leader: c.metadata.leader === 0 ? null : c.metadata.leader, members: c.metadata.members },
       nodes: c.nodes
         .filter((n) => n.state !== 'removed')
@@ -239,6 +240,7 @@ export class ClusterBackend implements RequestBackend {
       groups: c.groups.map(group),
       tables: c.tables.map((t) => describe(t)),
     };
+    return withStats(view, c.stats);
   }
 
   async createToken(record: TokenRecord): Promise<TokenRecord> {

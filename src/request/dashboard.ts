@@ -21,7 +21,7 @@ th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f2;font-varia
 const script = `
 'use strict';
 const $ = (id) => document.getElementById(id);
-let token = null, prev = null, timer = null;
+let token = null, prev = null, prevNodes = new Map(), timer = null;
 function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
 function row(cells, cls) { const tr = el('tr', undefined, cls); for (const c of cells) tr.appendChild(c instanceof Node ? c : el('td', c)); return tr; }
 function fill(id, rows) { const tb = $(id); tb.replaceChildren(...rows); }
@@ -38,11 +38,32 @@ async function api(path) {
   return r.json();
 }
 function age(ms) { return ms === null || ms === undefined ? '?' : ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s'; }
-function renderCluster(c) {
+function health(n) {
+  if (n.state === 'down') return 'down';
+  if (n.heartbeat_age_ms !== null && n.heartbeat_age_ms !== undefined && n.heartbeat_age_ms > 1500) return 'late';
+  return n.state;
+}
+function nodeCells(n, now) {
+  const m = n.metrics; if (!m) return ['', '', ''];
+  const p = prevNodes.get(n.id); const dt = p ? (now - p.at) / 1000 : 0;
+  const rate = p && dt > 0 ? Math.max(0, m.entries_applied - p.m.entries_applied) / dt : null;
+  const d = m.fsync_counts.map((v, i) => v - (p ? p.m.fsync_counts[i] || 0 : 0));
+  const useDelta = p && d.some((v) => v > 0);
+  const q = quantile(m.fsync_bounds_s, useDelta ? d : m.fsync_counts, 0.99);
+  return [m.entries_applied + (rate === null ? '' : ' (' + rate.toFixed(1) + '/s)'), m.elections_won, ms(q)];
+}
+function lagText(g) {
+  if (!g.replicas || g.replicas.length === 0) return '-';
+  const lags = g.replicas.filter((r) => r.lag !== null).map((r) => r.lag);
+  const max = lags.length === 0 ? '?' : Math.max(...lags);
+  return 'max ' + max + ' \u00b7 ' + g.replicas.map((r) => r.node + ':' + (r.lag === null ? '?' : r.lag)).join(' ');
+}
+function renderCluster(c, now) {
   $('mm-leader').textContent = c.metadata.leader === null ? 'none' : String(c.metadata.leader);
   $('mm-members').textContent = c.metadata.members.join(', ');
-  fill('nodes-body', c.nodes.map((n) => row([n.id, n.role, n.addr, n.pid === null ? '' : n.pid, el('td', n.state, n.state), age(n.heartbeat_age_ms)])));
-  fill('groups-body', c.groups.map((g) => row([g.id, g.members.map((m) => m === g.leader ? m + '*' : m).join(', '), g.leader === null ? 'none' : g.leader, g.term], g.leader === null ? 'down' : '')));
+  fill('nodes-body', c.nodes.map((n) => { const h = health(n); return row([n.id, n.role, n.addr, n.pid === null ? '' : n.pid, el('td', h, h === 'late' ? 'down' : h), age(n.heartbeat_age_ms), ...nodeCells(n, now)]); }));
+  prevNodes = new Map(c.nodes.filter((n) => n.metrics).map((n) => [n.id, { at: now, m: n.metrics }]));
+  fill('groups-body', c.groups.map((g) => row([g.id, g.members.map((m) => m === g.leader ? m + '*' : m).join(', '), g.leader === null ? 'none' : g.leader, g.term, lagText(g)], g.leader === null ? 'down' : '')));
   fill('tables-body', c.tables.flatMap((t) => t.shards.map((s, i) => row([i === 0 ? t.name : '', i === 0 ? t.engine : '', JSON.stringify(s.start) + ' .. ' + JSON.stringify(s.end), s.group, s.epoch]))));
   $('counts').textContent = c.nodes.length + ' nodes, ' + c.groups.length + ' groups, ' + c.tables.length + ' tables';
 }
@@ -77,7 +98,7 @@ function renderStats(s, now) {
 async function poll() {
   try {
     const [c, s] = await Promise.all([api('/v1/cluster'), api('/v1/stats')]);
-    renderCluster(c); renderStats(s, Date.now());
+    const now = Date.now(); renderCluster(c, now); renderStats(s, now);
     $('status').textContent = 'live, updated ' + new Date().toLocaleTimeString();
   } catch (e) {
     if (e.auth) { clearInterval(timer); sessionStorage.removeItem('tessera-token'); showLogin('The token was refused.'); return; }
@@ -105,9 +126,9 @@ export const dashboardHtml = `<!doctype html>
 <tbody id="ops-body"></tbody></table></section>
 <section><h2>Metadata manager</h2><div>leader: <span class="leader" id="mm-leader">?</span></div>
 <div>members: <span id="mm-members"></span></div></section>
-<section><h2>Nodes</h2><table><thead><tr><th>id</th><th>role</th><th>address</th><th>pid</th><th>state</th><th>heartbeat age</th></tr></thead>
+<section><h2>Nodes</h2><table><thead><tr><th>id</th><th>role</th><th>address</th><th>pid</th><th>health</th><th>heartbeat age</th><th>entries applied</th><th>elections won</th><th>fsync p99</th></tr></thead>
 <tbody id="nodes-body"></tbody></table></section>
-<section><h2>Replication groups</h2><table><thead><tr><th>group</th><th>members (* leader)</th><th>leader</th><th>term</th></tr></thead>
+<section><h2>Replication groups</h2><table><thead><tr><th>group</th><th>members (* leader)</th><th>leader</th><th>term</th><th>replication lag (entries)</th></tr></thead>
 <tbody id="groups-body"></tbody></table></section>
 <section><h2>Tables and shards</h2><table><thead><tr><th>table</th><th>engine</th><th>range</th><th>group</th><th>epoch</th></tr></thead>
 <tbody id="tables-body"></tbody></table></section>

@@ -4,6 +4,7 @@ import type { Seq } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { keyToJson, percentDecodeBytes } from '../lib/urlbytes.js';
 import type { ClusterView, ShardView, TableDescription, WriteCondition } from './backend.js';
+import { groupStatsJson, nodeStatsJson } from './cluster-stats.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
 
@@ -176,8 +177,15 @@ export function clusterJson(c: ClusterView, visible: (table: string) => boolean)
       pid: n.pid,
       state: n.state,
       heartbeat_age_ms: n.heartbeatAgeMs,
+      ...nodeStatsJson(n.metrics),
     })),
-    groups: c.groups.map((g) => ({ id: g.id, members: g.members, leader: g.leader, term: g.term })),
+    groups: c.groups.map((g) => ({
+      id: g.id,
+      members: g.members,
+      leader: g.leader,
+      term: g.term,
+      ...groupStatsJson(g.replicas),
+    })),
     tables: c.tables.filter((t) => visible(t.name)).map(tableJson),
   };
 }

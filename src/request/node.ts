@@ -200,6 +200,7 @@ async function serve(
       host: listen.host,
       port: listen.port,
       instanceId: `rm${id}-${randomBytes(6).toString('hex')}`,
+      clusterMetrics: true,
     });
   } catch (e) {
     // e.g. EADDRINUSE: close what runs so the process exits with the error.

@@ -20,6 +20,7 @@ import { MmClient } from '../metadata/client.js';
 import { type Assignment, provisionalNodeId } from '../metadata/rpc.js';
 import { type PeerAddress, Transport } from '../transport/index.js';
 import { type KvResult, KvStateMachine } from './kv-sm.js';
+import { heartbeatMetrics } from './heartbeat-metrics.js';
 import { registerHandlers } from './node-rpc.js';
 import type { MemberAddress, ReplicaReport } from './rpc.js';
 
@@ -279,6 +280,7 @@ export class StorageNode {
             address: this.address,
             diskOk: this.diskOk,
             replicas: this.replicas(),
+            metrics: heartbeatMetrics(this.id),
           },
           Math.max(interval * 2, 1000),
         );
