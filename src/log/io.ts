@@ -24,11 +24,14 @@ function cb<T>(run: (done: (err: NodeJS.ErrnoException | null, v: T) => void) =>
   return new Promise<T>((resolve, reject) => run((err, v) => (err ? reject(err) : resolve(v))));
 }
 
+/**
+ * Synchronous: a write lands in the page cache (the fdatasync that follows is what waits for the
+ * disk, in the thread pool), and a thread-pool round trip per batch cost more than the copy.
+ */
 async function writeAll(fd: number, data: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const n = await cb<number>((d) => fs.write(fd, data, done, data.length - done, position + done, d));
-    done += n;
+    done += fs.writeSync(fd, data, done, data.length - done, position + done);
   }
 }
 
