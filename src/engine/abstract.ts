@@ -31,6 +31,7 @@ import {
 } from './keys.js';
 import type {
   AppliedPosition,
+  ApplyOptions,
   ApplyResult,
   Engine,
   EngineEntry,
@@ -147,6 +148,8 @@ export abstract class AbstractEngine implements Engine {
   }
   abstract _openView(): ReadView;
   abstract _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]>;
+  /** One read on the calling thread; the result may be a reused buffer (decode it at once). null: busy. */
+  abstract _getRawSync(key: Uint8Array): Uint8Array | undefined | null;
   /** Entries with gte <= key < lt (lt undefined: no bound), ascending, at most `limit`. */
   abstract _range(
     gte: Uint8Array,
@@ -180,6 +183,14 @@ export abstract class AbstractEngine implements Engine {
   async get(keyspace: KeyspaceId, key: Uint8Array): Promise<EngineRecord | undefined> {
     const [r] = await this.getMany([{ keyspace, key }]);
     return r;
+  }
+
+  getSync(keyspace: KeyspaceId, key: Uint8Array): EngineRecord | undefined | null {
+    this.assertOpen();
+    checkKeyspace(keyspace);
+    checkKey(key);
+    const raw = this._getRawSync(dataKey(keyspacePrefix(keyspace), key));
+    return raw === undefined || raw === null ? raw : decodeRecord(raw);
   }
 
   async getMany(
@@ -285,6 +296,7 @@ export abstract class AbstractEngine implements Engine {
     appliedIndex: LogIndex,
     highestSeq: Seq,
     meta: readonly MetaWrite[] = [],
+    options: ApplyOptions = {},
   ): Promise<ApplyResult> {
     this.assertOpen();
     checkGroup(group);
@@ -299,7 +311,7 @@ export abstract class AbstractEngine implements Engine {
       assert(prev === undefined || appliedIndex >= prev.index, `applied index goes back: ${appliedIndex}`);
       let seq = seqMax(prev?.seq ?? zeroSeq, highestSeq);
       for (const w of writes) if (compareSeq(w.seq, seq) > 0) seq = w.seq;
-      const { ops, result } = await this._reconcile(writes);
+      const { ops, result } = options.ordered === true ? orderedOps(writes) : await this._reconcile(writes);
       for (const m of meta) ops.push({ key: metaKey(group, m.key), value: m.value });
       ops.push({
         key: appliedKey(group),
@@ -411,6 +423,23 @@ export abstract class AbstractEngine implements Engine {
     await this.close();
     await this._destroy();
   }
+}
+
+/**
+ * The trusted-order path: every write is newer than the stored record of its key (see
+ * ApplyOptions.ordered), so it is stored without a read; ops keep the batch order, so a later write
+ * of the same key wins.
+ */
+function orderedOps(writes: readonly EngineWrite[]): { ops: RawOp[]; result: ApplyResult } {
+  const ops: RawOp[] = new Array(writes.length);
+  for (let i = 0; i < writes.length; i++) {
+    const w = writes[i] as EngineWrite;
+    ops[i] = {
+      key: dataKey(keyspacePrefix(w.keyspace), w.key),
+      value: encodeRecord(w.seq, w.type === 'put' ? w.value : undefined),
+    };
+  }
+  return { ops, result: { stored: writes.length, ignored: 0 } };
 }
 
 function checkWrite(w: EngineWrite): void {

@@ -69,6 +69,10 @@ export class LevelEngine extends AbstractEngine {
     return this.db.getMany(keys as Uint8Array[], options);
   }
 
+  _getRawSync(key: Uint8Array): Uint8Array | undefined {
+    return this.db.getSync(key);
+  }
+
   async _range(
     gte: Uint8Array,
     lt: Uint8Array | undefined,

@@ -21,6 +21,7 @@ interface LmdbView extends ReadView {
 type Db = RootDatabase<Buffer, Buffer> & {
   sync(cb: (err?: Error) => void): void;
   getBinary(key: Buffer, options?: { transaction: Transaction }): Buffer | undefined;
+  getBinaryFast(key: Buffer): Buffer | undefined;
 };
 
 export class LmdbEngine extends AbstractEngine {
@@ -99,6 +100,11 @@ export class LmdbEngine extends AbstractEngine {
       const v = this.db.getBinary(asBuffer(k), options);
       return v === undefined ? undefined : new Uint8Array(v);
     });
+  }
+
+  _getRawSync(key: Uint8Array): Uint8Array | undefined | null {
+    if (this.swapping !== undefined) return null;
+    return this.db.getBinaryFast(asBuffer(key));
   }
 
   async _range(

@@ -85,6 +85,20 @@ export interface ApplyResult {
   readonly ignored: number;
 }
 
+/** Options of `applyBatch`. */
+export interface ApplyOptions {
+  /**
+   * Trusted order (default false). Set it only for writes applied from a group's log past the
+   * instance's applied index, in log order: seqs within a shard grow with the log and the applied
+   * position is atomic with the data, so each such write is newer than anything stored for its key.
+   * The engine then stores every write without reading the stored record first (no reconciler
+   * read; a later write of a key in the same batch wins). Snapshot merges, migrations and writes
+   * of unknown order must leave it unset (the reconciling path). Conditions (If-Match, a delete of
+   * an absent key) are decided by the caller, which still reads the current record for those.
+   */
+  readonly ordered?: boolean;
+}
+
 export interface SnapshotOptions {
   /** Include the group's applied position and meta records (default true). */
   readonly meta?: boolean;
@@ -142,6 +156,12 @@ export interface Engine {
   readonly supports: EngineSupports;
 
   get(keyspace: KeyspaceId, key: Uint8Array): Promise<EngineRecord | undefined>;
+  /**
+   * The same read on the calling thread, without a promise (LMDB: from its memory map; LevelDB:
+   * getSync). `null` when it cannot be served synchronously right now (a btree compaction swap):
+   * use get().
+   */
+  getSync(keyspace: KeyspaceId, key: Uint8Array): EngineRecord | undefined | null;
   /** Batched point reads (one snapshot), in the order of `reads`. */
   getMany(
     reads: readonly { readonly keyspace: KeyspaceId; readonly key: Uint8Array }[],
@@ -149,7 +169,8 @@ export interface Engine {
   /**
    * Applies `writes` through the reconciler, the group's meta writes, and sets the group's applied
    * position to (appliedIndex, max(stored seq, highestSeq)), all in one atomic batch. appliedIndex must
-   * be >= the stored one. Batches on one instance are serialized in call order.
+   * be >= the stored one. Batches on one instance are serialized in call order. With
+   * `{ordered: true}` the writes are stored without the reconciler's read (see ApplyOptions).
    */
   applyBatch(
     group: GroupId,
@@ -157,6 +178,7 @@ export interface Engine {
     appliedIndex: LogIndex,
     highestSeq: Seq,
     meta?: readonly MetaWrite[],
+    options?: ApplyOptions,
   ): Promise<ApplyResult>;
   getApplied(group: GroupId): Promise<AppliedPosition>;
   /** The group's meta records whose key starts with `prefix` (all when omitted), in key order. */

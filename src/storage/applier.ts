@@ -43,6 +43,7 @@ export interface CommittedEntry {
 }
 
 const kinds = ['btree', 'lsm'] as const;
+const ordered = { ordered: true } as const;
 const tablePrefix = Buffer.from('t/');
 const nextKeyspaceKey = Buffer.from('n');
 
@@ -148,6 +149,13 @@ export class GroupApplier {
     const m = this.mem.get(memId(t.keyspace, key));
     if (m) return m;
     return this.engines[t.engine].get(t.keyspace, key);
+  }
+
+  /** The same on the calling thread; null when the engine cannot answer synchronously now. */
+  getSync(t: TableInfo, key: Uint8Array): EngineRecord | undefined | null {
+    const m = this.mem.size === 0 ? undefined : this.mem.get(memId(t.keyspace, key));
+    if (m) return m;
+    return this.engines[t.engine].getSync(t.keyspace, key);
   }
 
   /** Point reads in one engine call per instance. */
@@ -353,9 +361,10 @@ export class GroupApplier {
         await Promise.all(
           kinds.map(async (k) => {
             if (this.engineApplied[k] >= last || (writes[k].length === 0 && !bump)) return;
-            // Transactions of bounded size (LMDB keeps the pages a transaction replaces as free
-            // pages in its file). The first chunks keep the old applied index: a crash between
-            // them replays those writes again, which the reconciler makes harmless.
+            // Transactions of bounded size. The first chunks keep the old applied index: a crash
+            // between them replays those entries again, in log order, which rewrites them.
+            // Trusted order: every memtable record comes from an entry past the instance's applied
+            // index, so it is newer than what the engine holds for its key (no reconciler read).
             const w = writes[k];
             const step =
               k === 'btree' ? limits.storeFlushBatchWritesBtreeMax : limits.storeFlushBatchWritesMax;
@@ -366,10 +375,12 @@ export class GroupApplier {
                 part,
                 this.engineApplied[k] as LogIndex,
                 this.highSeq,
+                [],
+                ordered,
               );
             }
             const tail = w.length > step ? w.slice(Math.floor((w.length - 1) / step) * step) : w;
-            await this.engines[k].applyBatch(this.group, tail, last as LogIndex, this.highSeq);
+            await this.engines[k].applyBatch(this.group, tail, last as LogIndex, this.highSeq, [], ordered);
             this.engineApplied[k] = last;
           }),
         );

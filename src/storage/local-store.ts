@@ -195,12 +195,16 @@ export class LocalStore {
   }
 
   /**
-   * The applied record including a tombstone (its seq), for checks and replica comparison. Reads
-   * issued together are served by one engine call per instance.
+   * The applied record including a tombstone (its seq), for checks and replica comparison. Served
+   * on the calling thread (memtable, then the engine's synchronous read: no thread-pool round
+   * trip); while the engine cannot read synchronously, reads issued together are served by one
+   * engine call per instance.
    */
   getRecord(table: string, key: Uint8Array): Promise<EngineRecord | undefined> {
     checkKey(key);
     const t = this.table(table);
+    const now = this.applier.getSync(t, key);
+    if (now !== null) return Promise.resolve(now);
     return new Promise((resolve, reject) => {
       this.reads.push({ t, key, resolve, reject });
       if (this.reads.length === 1) setImmediate(() => void this.readBatch());

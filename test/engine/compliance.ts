@@ -97,6 +97,61 @@ export function engineCompliance(kind: EngineKind): void {
       expect(await e.get(k, enc('k'))).toEqual({ value: enc('c'), seq: seq(7), tombstone: false });
     });
 
+    it('ordered path: log-order writes are stored without a read, the last write of a key wins', async () => {
+      const e = await engine();
+      const g1 = freshGroup();
+      const k = freshKs();
+      await e.applyBatch(g1, [put(k, 'x', 'v1', seq(10)), put(k, 'y', 'y1', seq(11))], logIndex(1), seq(11));
+      const r = await e.applyBatch(
+        g1,
+        [
+          put(k, 'x', 'v2', seq(12)),
+          del(k, 'y', seq(13)),
+          put(k, 'z', 'z1', seq(14)),
+          put(k, 'z', 'z2', seq(15)),
+        ],
+        logIndex(2),
+        seq(15),
+        [],
+        { ordered: true },
+      );
+      expect(r).toEqual({ stored: 4, ignored: 0 });
+      expect(await e.get(k, enc('x'))).toEqual({ value: enc('v2'), seq: seq(12), tombstone: false });
+      expect(await e.get(k, enc('y'))).toEqual({ value: new Uint8Array(0), seq: seq(13), tombstone: true });
+      expect(await e.get(k, enc('z'))).toEqual({ value: enc('z2'), seq: seq(15), tombstone: false });
+      expect(await e.getApplied(g1)).toEqual({ index: logIndex(2), seq: seq(15), installing: false });
+      // The path trusts the caller: it does not read, so it would even store an older seq (which
+      // is why only log-order applies past the applied index may use it); the default path would not.
+      await e.applyBatch(g1, [put(k, 'x', 'stale', seq(5))], logIndex(3), seq(15), [], { ordered: true });
+      expect(await e.get(k, enc('x'))).toMatchObject({ value: enc('stale'), seq: seq(5) });
+      await e.applyBatch(g1, [put(k, 'x', 'older', seq(4))], logIndex(4), seq(15));
+      expect(await e.get(k, enc('x'))).toMatchObject({ value: enc('stale'), seq: seq(5) });
+      // The applied seq never goes down.
+      expect((await e.getApplied(g1)).seq).toEqual(seq(15));
+    });
+
+    it('ordered path and reconciling path agree on any log-order history', async () => {
+      const prng = new Prng(7);
+      const a = await scratch.open(kind);
+      const b = await engine();
+      const g = freshGroup();
+      const k = freshKs();
+      let s = 100;
+      for (let batch = 1; batch <= 20; batch++) {
+        const writes = Array.from({ length: 1 + (prng.nextU32() % 30) }, () => {
+          const key = `k${prng.nextU32() % 25}`;
+          return prng.nextU32() % 4 === 0 ? del(k, key, seq(++s)) : put(k, key, `v${s + 1}`, seq(++s));
+        });
+        await a.applyBatch(g, writes, logIndex(batch), seq(s), [], { ordered: true });
+        await b.applyBatch(g, writes, logIndex(batch), seq(s));
+      }
+      const all = { limit: 1000, includeTombstones: true };
+      const rows = await a.scan(k, all);
+      expect(rows.length).toBeGreaterThan(10);
+      expect(rows).toEqual(await b.scan(k, all));
+      expect(await a.getApplied(g)).toEqual(await b.getApplied(g));
+    });
+
     it('orders keys as unsigned bytes, 0x00 and 0xFF included, and keeps keyspaces apart', async () => {
       const e = await engine();
       const g1 = freshGroup();
