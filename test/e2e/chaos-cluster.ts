@@ -70,10 +70,12 @@ function startDevProcess(o: ChaosClusterOptions): Promise<{ proc: ChildProcess; 
   );
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`dev not ready after ${o.readyTimeoutMs} ms:\n${out}`)),
-      o.readyTimeoutMs,
-    );
+    const timer = setTimeout(() => {
+      // dev stops its children on SIGTERM (SIGKILL after stopDev's grace).
+      void stopDev(proc, 25_000).finally(() =>
+        reject(new Error(`dev not ready after ${o.readyTimeoutMs} ms:\n${out}`)),
+      );
+    }, o.readyTimeoutMs);
     proc.stdout?.on('data', (d: Buffer) => {
       out = (out + d.toString()).slice(-20_000);
       const m = /ready at (http:\/\/\S+) /.exec(out);
@@ -93,8 +95,6 @@ function startDevProcess(o: ChaosClusterOptions): Promise<{ proc: ChildProcess; 
 }
 
 export class ChaosCluster {
-  /** Every pid ever seen in cluster.json, so cleanup can SIGKILL leftovers. */
-  private readonly pids = new Set<number>();
   private readonly stopped = new Set<number>();
   private probeRequests = 0;
   private readonly peersSet = new Set<number>();
@@ -111,33 +111,31 @@ export class ChaosCluster {
 
   static async start(o: ChaosClusterOptions): Promise<ChaosCluster> {
     const { proc, url } = await startDevProcess(o);
-    const token = readFileSync(path.join(o.dir, 'admin.token'), 'utf8').trim();
-    const secret = loadClusterSecret(path.join(o.dir, 'cluster.secret'));
-    const admin = await Transport.start({
-      self: { nodeId: adminNodeId, role: 'metadata' },
-      secret,
-      log: quietLog,
-    });
-    const probe = await Transport.start({
-      self: { nodeId: probeNodeId, role: 'request' },
-      secret,
-      log: quietLog,
-    });
-    const client = new TesseraClient({ url, token, deadlineMs: 5_000 });
-    const c = new ChaosCluster(o, proc, url, token, admin, probe, client);
-    c.rememberPids();
-    return c;
-  }
-
-  rememberPids(): void {
-    for (const p of readClusterJson(this.o.dir)) if (p.pid !== null && p.role !== 'dev') this.pids.add(p.pid);
+    try {
+      const token = readFileSync(path.join(o.dir, 'admin.token'), 'utf8').trim();
+      const secret = loadClusterSecret(path.join(o.dir, 'cluster.secret'));
+      const admin = await Transport.start({
+        self: { nodeId: adminNodeId, role: 'metadata' },
+        secret,
+        log: quietLog,
+      });
+      const probe = await Transport.start({
+        self: { nodeId: probeNodeId, role: 'request' },
+        secret,
+        log: quietLog,
+      });
+      const client = new TesseraClient({ url, token, deadlineMs: 5_000 });
+      return new ChaosCluster(o, proc, url, token, admin, probe, client);
+    } catch (e) {
+      await stopDev(proc, 25_000);
+      throw e;
+    }
   }
 
   /** The pid of a member by node id (metadata 1..3, storage/request from their node.json). */
   pidOf(node: number, role: 'metadata' | 'storage'): number {
     const p = readClusterJson(this.o.dir).find((x) => x.role === role && x.id === node);
     if (p?.pid == null) throw new Error(`no running ${role} ${node} in cluster.json`);
-    this.pids.add(p.pid);
     return p.pid;
   }
 
@@ -198,7 +196,6 @@ export class ChaosCluster {
       },
       timeoutMs,
     );
-    this.pids.add(pid);
     return pid;
   }
 
@@ -351,15 +348,21 @@ export class ChaosCluster {
     throw new Error(`cluster did not converge within ${timeoutMs} ms: ${last}`);
   }
 
-  /** Stops dev (SIGTERM: children close cleanly, flushing their engines), then SIGKILLs leftovers. */
+  /**
+   * Stops dev (SIGTERM: children close cleanly, flushing their engines), then SIGKILLs any of its
+   * current children still alive (pids from cluster.json just before the stop: only processes dev
+   * started for us; older pids of killed children are not touched, they may have been reused).
+   */
   async stop(): Promise<void> {
-    this.rememberPids();
+    const children = readClusterJson(this.o.dir).flatMap((p) =>
+      p.pid !== null && p.role !== 'dev' ? [p.pid] : [],
+    );
     for (const pid of this.stopped) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
     this.stopped.clear();
     this.client.close();
     await this.admin.close();
     await this.probe.close();
     await stopDev(this.proc, 25_000);
-    for (const pid of this.pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of children) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 }

@@ -57,8 +57,16 @@ describe('replica replacement (real processes)', () => {
     cluster = c;
     await c.client.createTable('rep', { engine: 'lsm' });
     const before = await c.waitLeader('rep');
-    const spare = (await c.view()).nodes.find((n) => n.role === 'storage' && n.state === 'spare');
-    expect(spare).toBeDefined();
+    // dev is ready once the group has a leader; the spare may still be registering.
+    let spare: { id: number } | undefined;
+    await waitFor(
+      'a spare storage node',
+      async () => {
+        spare = (await c.view()).nodes.find((n) => n.role === 'storage' && n.state === 'spare');
+        return spare !== undefined;
+      },
+      30_000,
+    );
     const acked = new Map<string, string>();
     writing = true;
     writer = write(c, acked);
