@@ -6,7 +6,9 @@
  * group's leader, and measures the time from the kill to the first successful write invoked after
  * it. Prints each round, then p50 / p99 / max (nearest rank); `--json` prints one JSON line.
  *
- *   npm run bench:failover -- [--rounds N] [--writers N] [--json]
+ *   npm run bench:failover -- [--rounds N] [--writers N] [--json] [--keep]
+ *
+ * --keep leaves the cluster directory (DIR/logs; run with TESSERA_LOG_LEVEL=info for campaigns).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,13 +23,16 @@ interface Options {
   rounds: number;
   writers: number;
   json: boolean;
+  /** Keep the cluster directory (logs) instead of deleting it. */
+  keep: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { rounds: 20, writers: 4, json: false };
+  const o: Options = { rounds: 20, writers: 4, json: false, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
+    else if (a === '--keep') o.keep = true;
     else if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--writers') o.writers = Number(argv[++i]);
     else throw new Error(`unknown argument ${a}`);
@@ -83,13 +88,17 @@ class Load {
   }
 }
 
-async function round(c: ChaosCluster, load: Load): Promise<{ ms: number; term: number; leader: number }> {
+async function round(
+  c: ChaosCluster,
+  load: Load,
+): Promise<{ ms: number; term: number; leader: number; at: string }> {
   await c.waitConverged(60_000);
   const g = await c.waitLeader('failover');
   const leader = g.leader as number;
   const pid = c.pidOf(leader, 'storage');
   await sleep(500); // steady load on the healed group
   const t = performance.now();
+  const at = new Date().toISOString();
   c.kill9(pid);
   let resumed: number | undefined;
   const end = t + 60_000;
@@ -98,7 +107,7 @@ async function round(c: ChaosCluster, load: Load): Promise<{ ms: number; term: n
     await sleep(5);
   }
   await c.waitRestarted(leader, 'storage', pid, 30_000);
-  return { ms: resumed - t, term: g.term, leader };
+  return { ms: resumed - t, term: g.term, leader, at };
 }
 
 async function main(): Promise<void> {
@@ -118,7 +127,7 @@ async function main(): Promise<void> {
       const res = await round(c, load);
       samples.push(res.ms);
       say(
-        `kill ${r}: leader ${res.leader} (term ${res.term}) -> writes resumed after ${res.ms.toFixed(0)} ms`,
+        `kill ${r} at ${res.at}: leader ${res.leader} (term ${res.term}) -> writes resumed after ${res.ms.toFixed(0)} ms`,
       );
     }
     const sorted = [...samples].sort((a, b) => a - b);
@@ -143,7 +152,8 @@ async function main(): Promise<void> {
   } finally {
     await load?.stop();
     await c?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (o.keep) process.stderr.write(`kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
