@@ -27,6 +27,8 @@ import {
   seqBytes,
   successor,
   tombstoneBit,
+  varintLength,
+  writeVarint,
   zeroSeq,
 } from './keys.js';
 import type {
@@ -431,14 +433,30 @@ export abstract class AbstractEngine implements Engine {
  * of the same key wins.
  */
 function orderedOps(writes: readonly EngineWrite[]): { ops: RawOp[]; result: ApplyResult } {
+  // Keys and records are views into one buffer (one allocation per batch, Buffers as LMDB wants).
+  let bytes = 0;
+  for (const w of writes) {
+    bytes += varintLength(w.keyspace + 1) + w.key.length + seqBytes + (w.type === 'put' ? w.value.length : 0);
+  }
+  const slab = Buffer.allocUnsafeSlow(bytes);
   const ops: RawOp[] = new Array(writes.length);
+  let at = 0;
   for (let i = 0; i < writes.length; i++) {
     const w = writes[i] as EngineWrite;
-    ops[i] = {
-      key: dataKey(keyspacePrefix(w.keyspace), w.key),
-      value: encodeRecord(w.seq, w.type === 'put' ? w.value : undefined),
-    };
+    const k0 = at;
+    at = writeVarint(slab, at, w.keyspace + 1);
+    slab.set(w.key, at);
+    at += w.key.length;
+    const v0 = at;
+    slab.set(w.seq, at);
+    at += seqBytes;
+    if (w.type === 'put') {
+      slab.set(w.value, at);
+      at += w.value.length;
+    } else slab[v0] = (slab[v0] as number) | tombstoneBit;
+    ops[i] = { key: slab.subarray(k0, v0), value: slab.subarray(v0, at) };
   }
+  assert(at === bytes, 'ordered batch size');
   return { ops, result: { stored: writes.length, ignored: 0 } };
 }
 

@@ -320,6 +320,7 @@ export class GroupApplier {
       if (!exists) return { ok: false, code: 'KEY_NOT_FOUND' };
     }
     const rec: MemRecord = {
+      type: c.op,
       engine: t.engine,
       keyspace: c.keyspace,
       // Views into the entry's payload (each live entry has its own buffer; a replay chunk's buffer
@@ -349,13 +350,7 @@ export class GroupApplier {
       const gen = this.mem.freeze();
       const last = this.mem.flushingLast;
       const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
-      for (const r of gen.values()) {
-        writes[r.engine].push(
-          r.tombstone
-            ? { type: 'delete', keyspace: r.keyspace, key: r.key, seq: r.seq }
-            : { type: 'put', keyspace: r.keyspace, key: r.key, value: r.value, seq: r.seq },
-        );
-      }
+      for (const r of gen.values()) writes[r.engine].push(r as EngineWrite);
       try {
         // Both instances move to `last` (an idle one with an empty batch) so the log can be released.
         await Promise.all(

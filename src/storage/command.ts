@@ -64,8 +64,11 @@ export function encodeCommand(c: Command): Buffer {
 }
 
 /** Decodes a command; CORRUPTION if it is malformed (the log's CRC passed, so this is a bug or a newer writer). */
+function bad(what: string): TesseraError {
+  return new TesseraError('CORRUPTION', `command: ${what}`);
+}
+
 export function decodeCommand(p: Buffer): Command {
-  const bad = (what: string): TesseraError => new TesseraError('CORRUPTION', `command: ${what}`);
   if (p.length < 2 || p[0] !== COMMAND_VERSION) throw bad(`version ${p[0]}`);
   const op = p[1];
   if (op === opCode.put || op === opCode.delete) {

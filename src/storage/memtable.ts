@@ -5,7 +5,9 @@
 import type { EngineKind, KeyspaceId } from '../engine/types.js';
 import type { Seq } from '../lib/ids.js';
 
+/** Also the EngineWrite handed to the engine at flush (`type`), so a flush allocates nothing per record. */
 export interface MemRecord {
+  readonly type: 'put' | 'delete';
   readonly engine: EngineKind;
   readonly keyspace: KeyspaceId;
   readonly key: Uint8Array;
