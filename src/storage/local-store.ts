@@ -59,6 +59,8 @@ export interface ScanRange {
 }
 
 type Pending = { cmd: Command; resolve: (o: ApplyOutcome) => void; reject: (e: unknown) => void };
+/** Writes with consecutive log indexes from `first`. */
+type Staged = { first: number; items: Pending[]; payloads: Buffer[] };
 
 const tableNameRe = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -83,7 +85,9 @@ export class LocalStore {
   private nextIndex: number;
   private inflight = 0;
   private appendError: unknown;
-  private readonly durable: { first: number; items: Pending[]; payloads: Buffer[] }[] = [];
+  private readonly durable: Staged[] = [];
+  /** Writes sequenced in this turn, appended together (appendStaged). */
+  private staged: Staged = { first: 0, items: [], payloads: [] };
   private applying = false;
   private sinceCheckpoint = 0;
   private checkpointRunning: Promise<void> | undefined;
@@ -264,8 +268,10 @@ export class LocalStore {
   // ---- the write pipeline ----
 
   /**
-   * Sequences the write (seq + next log index, in call order) and appends it at once: the log
-   * batches every append that arrives while an fsync runs into the next one.
+   * Sequences the write (seq + next log index, in call order) and stages it; the writes staged in
+   * one turn of the microtask queue go to the log in ONE append (one promise and one bookkeeping
+   * entry per batch, not per write), and the log batches every append that arrives while an fsync
+   * runs into the next one.
    */
   private propose(make: (seq: Seq) => Command): Promise<ApplyOutcome> {
     if (this.failure) return Promise.reject(this.failure);
@@ -279,36 +285,51 @@ export class LocalStore {
     const index = this.nextIndex++;
     this.inflight++;
     return new Promise<ApplyOutcome>((resolve, reject) => {
-      const item: Pending = { cmd, resolve, reject };
-      const record: LogRecord = {
-        kind: 'entry',
-        group: LOCAL_GROUP,
-        term: LOCAL_TERM,
-        index: index as LogIndex,
-        payload,
-      };
-      this.log.append([record]).then(
-        () => {
-          // Appends resolve in log order, so `durable` stays in index order.
-          this.inflight--;
-          this.durable.push({ first: index, items: [item], payloads: [payload] });
-          if (!this.applying) void this.applyLoop();
-        },
-        (e: unknown) => {
-          // DISK_FULL (or RECORD_TOO_LARGE): nothing of it is in the log, nor of any append after
-          // it. New writes are refused until every in-flight append has settled, then the index
-          // counter restarts from the log's end.
-          this.inflight--;
-          this.appendError ??= e;
-          if (this.inflight === 0) {
-            this.nextIndex = (this.log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
-            this.appendError = undefined;
-          }
-          reject(e);
-        },
-      );
+      const s = this.staged;
+      if (s.items.length === 0) {
+        s.first = index;
+        queueMicrotask(this.appendStaged);
+      }
+      s.items.push({ cmd, resolve, reject });
+      s.payloads.push(payload);
+      if (s.items.length >= limits.logBatchRecordsMax) this.appendStaged();
     });
   }
+
+  /** Appends the staged writes (consecutive indexes from `first`) as one log append. */
+  private readonly appendStaged = (): void => {
+    const b = this.staged;
+    if (b.items.length === 0) return;
+    this.staged = { first: 0, items: [], payloads: [] };
+    const records: LogRecord[] = b.payloads.map((payload, k) => ({
+      kind: 'entry',
+      group: LOCAL_GROUP,
+      term: LOCAL_TERM,
+      index: (b.first + k) as LogIndex,
+      payload,
+    }));
+    const n = b.items.length;
+    this.log.append(records).then(
+      () => {
+        // Appends resolve in log order, so `durable` stays in index order.
+        this.inflight -= n;
+        this.durable.push(b);
+        if (!this.applying) void this.applyLoop();
+      },
+      (e: unknown) => {
+        // DISK_FULL (or RECORD_TOO_LARGE): nothing of it is in the log, nor of any append after
+        // it. New writes are refused until every in-flight append has settled, then the index
+        // counter restarts from the log's end.
+        this.inflight -= n;
+        this.appendError ??= e;
+        if (this.inflight === 0) {
+          this.nextIndex = (this.log.groupState(LOCAL_GROUP)?.lastIndex ?? 0) + 1;
+          this.appendError = undefined;
+        }
+        for (const it of b.items) it.reject(e);
+      },
+    );
+  };
 
   private async applyLoop(): Promise<void> {
     this.applying = true;
