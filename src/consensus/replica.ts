@@ -27,7 +27,7 @@ import {
   propose,
   tickLeader,
 } from './replication.js';
-import { compact, handleSnapshot, reportSnapshot } from './snapshot.js';
+import { compact, handleSnapshot, metaAt, reportSnapshot } from './snapshot.js';
 import type {
   AppendRespMsg,
   Message,
@@ -263,6 +263,14 @@ export class Replica {
   /** The current snapshot / compaction point (the log starts after it), for the driver to persist. */
   snapshotMeta(): SnapshotMeta {
     return this.c.log.snap;
+  }
+
+  /**
+   * The state machine's description at the index last reported with applied(): for a driver whose
+   * snapshot capture runs after more applies than when the snapshot message was emitted.
+   */
+  appliedMeta(): SnapshotMeta {
+    return metaAt(this.c, this.c.log.applied);
   }
 
   status(): ReplicaStatus {

@@ -374,7 +374,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
     const captures: Promise<void>[] = [];
     for (const m of msgs) {
       if (m.type === 'snapshot')
-        captures.push(this.inApplyLane(hg, () => this.sender.start(hg, m as SnapshotMsg)));
+        captures.push(this.inApplyLane(hg, () => this.sender.start(hg, atApplied(hg, m as SnapshotMsg))));
       else this.send(m);
     }
     return captures;
@@ -572,6 +572,17 @@ export class GroupHost<R> implements GroupHostApi<R> {
     for (const hg of all) await hg.sm.close();
     await this.log.close();
   }
+}
+
+/**
+ * The snapshot message for the state machine as it is now: the applies queued in the lane before
+ * the capture moved it past the index the core described when it emitted the message.
+ */
+function atApplied<R>(hg: HostedGroup<R>, m: SnapshotMsg): SnapshotMsg {
+  const applied = hg.replica.status().applied;
+  if (applied === m.meta.index) return m;
+  assert(applied > m.meta.index, `group ${hg.id}: applied ${applied} below snapshot ${m.meta.index}`);
+  return { ...m, meta: hg.replica.appliedMeta() };
 }
 
 /**
