@@ -152,8 +152,11 @@ export class HostedGroup<R> {
     for (const p of all) p.settle({ ok: false, error: this.unknown(why, code) });
   }
 
+  /** The entry is in the log (maybe replicated): its fate is unknown, whatever the code says. */
   private unknown(why: string, code: 'UNAVAILABLE' | 'OUTCOME_UNKNOWN' = 'OUTCOME_UNKNOWN'): TesseraError {
-    return new TesseraError(code, `group ${this.id}: ${why}; the write may or may not be applied`);
+    return new TesseraError(code, `group ${this.id}: ${why}; the write may or may not be applied`, {
+      maybeDelivered: true,
+    });
   }
 
   private notApplied(index: number): TesseraError {

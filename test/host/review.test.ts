@@ -77,3 +77,23 @@ describe('host review: snapshot capture vs the apply lane', () => {
     expect([...c.sm(f, g).data].sort()).toEqual([...sm.data].sort());
   }, 40_000);
 });
+
+describe('host review: proposals cut off by a close', () => {
+  it('a proposal pending when the host closes is answered as possibly applied, never as a plain failure', async () => {
+    const c = (cluster = await Cluster.start(3));
+    const g: GroupId = await c.addGroup(1, members(1, 2, 3), 'self');
+    const l = await c.leader(g);
+    for (const f of [1, 2, 3].filter((i) => i !== l)) await c.stop(f);
+    // The entry is in the leader's log (it could still commit after a restart) but cannot commit now.
+    const pending = c.host(l).propose(g, cmds('p', 1));
+    await sleep(30);
+    await c.stop(l);
+    const [o] = await pending;
+    expect(o?.ok).toBe(false);
+    if (o === undefined || o.ok) return;
+    // A request manager retries with the same id and, if it never learns the fate, must answer
+    // OUTCOME_UNKNOWN: the error has to say the write may have been delivered.
+    const unknown = o.error.code === 'OUTCOME_UNKNOWN' || o.error.detail?.maybeDelivered === true;
+    expect(unknown, `${o.error.code} ${JSON.stringify(o.error.detail)}`).toBe(true);
+  });
+});
