@@ -98,6 +98,8 @@ function maxSeq(a: Seq, b: Seq): Seq {
 class ApplyRun {
   readonly pending = new Map<EngineKind, Pending>();
   readonly overlay = new Map<string, EngineRecord | undefined>();
+  /** Where each dedup client record sits in the pending meta: one record per client per batch. */
+  readonly clientMeta = new Map<string, { readonly p: Pending; readonly i: number }>();
   readonly results: EntryResult[] = [];
   highestSeq: Seq;
   lastIndex: LogIndex;
@@ -161,6 +163,7 @@ class ApplyRun {
       jobs.push(this.engine(kind).applyBatch(this.g.group, p.writes, index, this.highestSeq, p.meta));
       this.pending.set(kind, { writes: [], meta: [] });
     }
+    this.clientMeta.clear();
     const settled = await Promise.allSettled(jobs);
     settled.forEach((r, i) => {
       if (r.status === 'fulfilled') this.state.applied.set(kinds[i] as EngineKind, index);
@@ -262,7 +265,19 @@ function recordOutcome(
   for (const edit of run.state.dedup.record(command.request, outcome, index, home)) {
     const p = run.pending.get(edit.home);
     assert(p !== undefined, `dedup record in a ${edit.home} instance the group does not use`);
-    p.meta.push(edit.write);
+    if (edit.write.key[0] !== dedupTagClient) {
+      p.meta.push(edit.write);
+      continue;
+    }
+    // The client record (floor, last index) is rewritten by every write of that client: only the
+    // last one of the batch is stored.
+    const id = `${edit.home}:${String.fromCharCode(...edit.write.key)}`;
+    const at = run.clientMeta.get(id);
+    if (at !== undefined && at.p === p) p.meta[at.i] = edit.write;
+    else {
+      run.clientMeta.set(id, { p, i: p.meta.length });
+      p.meta.push(edit.write);
+    }
   }
 }
 

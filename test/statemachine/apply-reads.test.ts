@@ -52,4 +52,31 @@ describe('applyCommitted reads', () => {
     expect(new TextDecoder().decode(got?.value)).toBe('v4');
     expect(got?.seq).toEqual(seqAt(4));
   });
+
+  it('stores one dedup client record per client per batch (the last), and one id record per write', async () => {
+    const btree = await scratch.open('btree');
+    const metaKeys: string[][] = [];
+    const applyBatch = btree.applyBatch.bind(btree);
+    btree.applyBatch = (group, writes, index, seq, meta = []) => {
+      metaKeys.push(meta.map((m) => String.fromCharCode(m.key[0] as number)));
+      return applyBatch(group, writes, index, seq, meta);
+    };
+    const g: GroupEngines = {
+      group: groupId(2),
+      engines: new Map<EngineKind, Engine>([['btree', btree]]),
+      metaKind: 'btree',
+    };
+    const t: TableRef = { table: tableId(2), engine: 'btree', keyspace: keyspaceId(2) };
+    const state = await GroupState.load(g);
+    await applyCommitted(
+      [1, 2, 3, 4].map((n) => entry(n, put(t, `k${n}`, n))),
+      g,
+      state,
+    );
+    expect(metaKeys).toEqual([['d', 'c', 'd', 'd', 'd']]);
+    // After a reload the client record says the last write: a retry of every id is still answered.
+    const again = await GroupState.load(g);
+    for (const n of [1, 2, 3, 4]) expect(again.dedup.lookup({ client: 9n, number: n })?.ok).toBe(true);
+    expect(again.dedup.lookup({ client: 9n, number: 5 })).toBeUndefined();
+  });
 });
