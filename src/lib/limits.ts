@@ -181,4 +181,9 @@ export const limits = {
   rmClusterMetricsCacheMs: 1_000,
   /** A scrape waits at most this long for the cluster state (then: tessera_cluster_scrape_success 0). */
   rmClusterMetricsTimeoutMs: 2_000,
+  /**
+   * Clients evicted from a group's dedup table whose floor (highest request number seen) is still
+   * kept, so a late retry of theirs answers OUTCOME_UNKNOWN instead of running twice (LRU beyond).
+   */
+  dedupForgottenClientsMax: 65_536,
 } as const;

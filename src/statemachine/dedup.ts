@@ -3,7 +3,9 @@
  * so a retried request is answered from the table instead of being applied twice. Pure, bounded:
  * at most `idsPerClientMax` ids per client (the lowest numbers go first, and the client's floor
  * rises to them: a retry at or below the floor answers OUTCOME_UNKNOWN, never runs again) and at most
- * `clientsMax` clients (the least recently used goes first).
+ * `clientsMax` clients (the least recently used goes first). An evicted client keeps only its floor,
+ * raised to the highest number it used (at most `forgottenClientsMax` such clients, least recently
+ * used beyond): a late retry of it answers OUTCOME_UNKNOWN instead of running a second time.
  *
  * Persistence (format version 1): as group meta records of the engine instance that applied the
  * command (`home`), in the same atomic batch as its write:
@@ -38,6 +40,13 @@ interface ClientState {
   /** The numbers of `ids` as a binary min-heap: the lowest goes first in O(log n), not O(n). */
   heap: number[];
   readonly homes: Set<EngineKind>;
+}
+
+/** An evicted client: only its floor is kept (its 'c' record, without 'd' records). */
+interface ForgottenClient {
+  readonly floor: number;
+  readonly lastIndex: number;
+  readonly homes: ReadonlySet<EngineKind>;
 }
 
 function heapPush(h: number[], n: number): void {
@@ -123,7 +132,7 @@ function clientKey(client: bigint): Uint8Array {
   return k;
 }
 
-function clientValue(c: ClientState): Uint8Array {
+function clientValue(c: { floor: number; lastIndex: number }): Uint8Array {
   const out = new Uint8Array(17);
   const v = new DataView(out.buffer);
   out[0] = version;
@@ -134,24 +143,38 @@ function clientValue(c: ClientState): Uint8Array {
 
 export class DedupTable {
   private readonly clients = new Map<bigint, ClientState>();
+  /** Evicted clients, least recently used first. */
+  private readonly forgottenClients = new Map<bigint, ForgottenClient>();
   readonly idsPerClientMax: number;
   readonly clientsMax: number;
+  readonly forgottenClientsMax: number;
 
-  constructor(options: { idsPerClientMax?: number; clientsMax?: number } = {}) {
+  constructor(options: { idsPerClientMax?: number; clientsMax?: number; forgottenClientsMax?: number } = {}) {
     this.idsPerClientMax = options.idsPerClientMax ?? limits.requestIdsPerClientMax;
     this.clientsMax = options.clientsMax ?? limits.dedupClientsMax;
-    assert(this.idsPerClientMax >= 1 && this.clientsMax >= 1, 'dedup bounds');
+    this.forgottenClientsMax = options.forgottenClientsMax ?? limits.dedupForgottenClientsMax;
+    assert(
+      this.idsPerClientMax >= 1 && this.clientsMax >= 1 && this.forgottenClientsMax >= 0,
+      'dedup bounds',
+    );
   }
 
   get clientCount(): number {
     return this.clients.size;
   }
 
+  get forgottenClientCount(): number {
+    return this.forgottenClients.size;
+  }
+
   /** The first outcome of a request already applied, OUTCOME_UNKNOWN if forgotten, else undefined. */
   lookup(req: RequestId): Outcome | undefined {
     if (req.client === 0n) return undefined;
     const c = this.clients.get(req.client);
-    if (c === undefined) return undefined;
+    if (c === undefined) {
+      const f = this.forgottenClients.get(req.client);
+      return f !== undefined && req.number <= f.floor ? forgotten : undefined;
+    }
     const seen = c.ids.get(req.number);
     if (seen !== undefined) return seen.outcome;
     return req.number <= c.floor ? forgotten : undefined;
@@ -165,6 +188,14 @@ export class DedupTable {
     let c = this.clients.get(req.client);
     if (c === undefined) {
       c = newClient();
+      const f = this.forgottenClients.get(req.client);
+      if (f !== undefined) {
+        // An evicted client is back: it keeps its floor.
+        this.forgottenClients.delete(req.client);
+        c.floor = f.floor;
+        c.lastIndex = f.lastIndex;
+        for (const h of f.homes) c.homes.add(h);
+      }
     } else {
       this.clients.delete(req.client); // re-inserted below: Map order is least recently used first
     }
@@ -186,14 +217,28 @@ export class DedupTable {
     return edits;
   }
 
+  /** Evicts the least recently used client: its ids go, its floor rises to the highest of them. */
   private evictClient(): MetaEdit[] {
     const [client, c] = this.clients.entries().next().value as [bigint, ClientState];
     this.clients.delete(client);
     const edits: MetaEdit[] = [];
-    for (const [n, r] of c.ids)
+    let floor = c.floor;
+    for (const [n, r] of c.ids) {
+      floor = Math.max(floor, n);
       edits.push({ home: r.home, write: { key: idKey(client, n), value: undefined } });
-    for (const home of c.homes) edits.push({ home, write: { key: clientKey(client), value: undefined } });
+    }
+    const f: ForgottenClient = { floor, lastIndex: c.lastIndex, homes: new Set(c.homes) };
+    for (const home of f.homes)
+      edits.push({ home, write: { key: clientKey(client), value: clientValue(f) } });
+    this.forgottenClients.set(client, f);
+    while (this.forgottenClients.size > this.forgottenClientsMax) edits.push(...this.dropForgotten());
     return edits;
+  }
+
+  private dropForgotten(): MetaEdit[] {
+    const [client, f] = this.forgottenClients.entries().next().value as [bigint, ForgottenClient];
+    this.forgottenClients.delete(client);
+    return [...f.homes].map((home) => ({ home, write: { key: clientKey(client), value: undefined } }));
   }
 
   /** Merges the dedup records read from one instance's group meta (any other records are ignored). */
@@ -207,9 +252,17 @@ export class DedupTable {
       }
     }
     // Least recently used first; then apply the bounds (a crash may have left extra records).
-    const sorted = [...this.clients].sort((a, b) => a[1].lastIndex - b[1].lastIndex);
+    // A client record without ids is an evicted client's floor.
+    const sorted = [
+      ...this.clients,
+      ...[...this.forgottenClients].map(([k, f]) => [k, this.revive(f)] as const),
+    ].sort((a, b) => a[1].lastIndex - b[1].lastIndex);
     this.clients.clear();
-    for (const [k, c] of sorted) this.clients.set(k, c);
+    this.forgottenClients.clear();
+    for (const [k, c] of sorted) {
+      if (c.ids.size > 0) this.clients.set(k, c);
+      else this.forgottenClients.set(k, { floor: c.floor, lastIndex: c.lastIndex, homes: c.homes });
+    }
     for (const c of this.clients.values()) {
       c.heap = [];
       for (const n of c.ids.keys()) heapPush(c.heap, n);
@@ -220,6 +273,15 @@ export class DedupTable {
       }
     }
     while (this.clients.size > this.clientsMax) this.evictClient();
+    while (this.forgottenClients.size > this.forgottenClientsMax) this.dropForgotten();
+  }
+
+  private revive(f: ForgottenClient): ClientState {
+    const c = newClient();
+    c.floor = f.floor;
+    c.lastIndex = f.lastIndex;
+    for (const h of f.homes) c.homes.add(h);
+    return c;
   }
 
   private loadClient(home: EngineKind, r: MetaRecord): void {
@@ -235,7 +297,9 @@ export class DedupTable {
   private client(id: bigint): ClientState {
     let c = this.clients.get(id);
     if (c === undefined) {
-      c = newClient();
+      const f = this.forgottenClients.get(id);
+      c = f === undefined ? newClient() : this.revive(f);
+      this.forgottenClients.delete(id);
       this.clients.set(id, c);
     }
     return c;
@@ -248,6 +312,8 @@ export class DedupTable {
       out.push({ key: clientKey(client), value: clientValue(c) });
       for (const [n, r] of c.ids) out.push({ key: idKey(client, n), value: encodeOutcome(r.outcome) });
     }
+    for (const [client, f] of this.forgottenClients)
+      out.push({ key: clientKey(client), value: clientValue(f) });
     return out;
   }
 }

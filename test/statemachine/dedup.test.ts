@@ -72,7 +72,9 @@ describe('DedupTable', () => {
     t.record({ client: 1n, number: 2 }, ok(3), logIndex(3), 'btree');
     t.record({ client: 3n, number: 1 }, ok(4), logIndex(4), 'btree');
     expect(t.clientCount).toBe(2);
-    expect(t.lookup({ client: 2n, number: 1 })).toBeUndefined();
+    // Client 2 was evicted: a retry of its request is forgotten (OUTCOME_UNKNOWN), never run again.
+    expect(t.lookup({ client: 2n, number: 1 })).toEqual({ ok: false, error: 'OUTCOME_UNKNOWN' });
+    expect(t.lookup({ client: 2n, number: 2 })).toBeUndefined();
     expect(t.lookup({ client: 1n, number: 1 })).toEqual(ok(1));
     expect(t.lookup({ client: 3n, number: 1 })).toEqual(ok(4));
   });

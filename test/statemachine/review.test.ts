@@ -1,0 +1,98 @@
+/**
+ * Correctness review (wave 3): request de-duplication must never run a retry twice, even after
+ * its client was evicted from the bounded table.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Engine, EngineKind, MetaRecord } from '../../src/engine/types.js';
+import { keyspaceId } from '../../src/engine/types.js';
+import { groupId, logIndex, tableId } from '../../src/lib/ids.js';
+import { makeSeq } from '../../src/sequencer/seq.js';
+import { applyCommitted, type GroupEngines, GroupState } from '../../src/statemachine/apply.js';
+import type { Command } from '../../src/statemachine/command.js';
+import type { Outcome } from '../../src/statemachine/decide.js';
+import { DedupTable, type MetaEdit } from '../../src/statemachine/dedup.js';
+import { Scratch } from '../engine/helpers.js';
+import { entry, hex } from './helpers.js';
+
+const ok = (n: number): Outcome => ({ ok: true, seq: makeSeq(BigInt(n), 0, 1) });
+const forgotten: Outcome = { ok: false, error: 'OUTCOME_UNKNOWN' };
+
+function persist(store: Map<string, Map<string, MetaRecord>>, edits: readonly MetaEdit[]): void {
+  for (const e of edits) {
+    const m = store.get(e.home) ?? new Map<string, MetaRecord>();
+    store.set(e.home, m);
+    if (e.write.value === undefined) m.delete(hex(e.write.key));
+    else m.set(hex(e.write.key), { key: e.write.key, value: e.write.value });
+  }
+}
+
+describe('dedup review: an evicted client', () => {
+  it('a retry of an evicted client is answered OUTCOME_UNKNOWN, never run again; its new requests run', () => {
+    const t = new DedupTable({ idsPerClientMax: 4, clientsMax: 2 });
+    const store = new Map<string, Map<string, MetaRecord>>();
+    persist(store, t.record({ client: 1n, number: 5 }, ok(1), logIndex(1), 'btree'));
+    persist(store, t.record({ client: 2n, number: 1 }, ok(2), logIndex(2), 'lsm'));
+    persist(store, t.record({ client: 3n, number: 1 }, ok(3), logIndex(3), 'btree')); // evicts client 1
+    expect(t.clientCount).toBe(2);
+    expect(t.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
+    expect(t.lookup({ client: 1n, number: 3 })).toEqual(forgotten);
+    expect(t.lookup({ client: 1n, number: 6 })).toBeUndefined();
+    // The same after a restart from what was persisted.
+    const back = new DedupTable({ idsPerClientMax: 4, clientsMax: 2 });
+    for (const [home, m] of store) back.load(home as EngineKind, [...m.values()]);
+    expect(back.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
+    expect(back.lookup({ client: 3n, number: 1 })).toEqual(ok(3));
+    // The client comes back with a new request: remembered, and the old one stays forgotten.
+    persist(store, t.record({ client: 1n, number: 6 }, ok(4), logIndex(4), 'lsm'));
+    expect(t.lookup({ client: 1n, number: 6 })).toEqual(ok(4));
+    expect(t.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
+    // And in a serialized (in-memory snapshot) form.
+    const again = new DedupTable({ idsPerClientMax: 4, clientsMax: 2 });
+    again.load('btree', t.toRecords());
+    expect(again.lookup({ client: 2n, number: 1 })).toEqual(forgotten);
+  });
+
+  it('the forgotten clients are bounded too', () => {
+    const t = new DedupTable({ idsPerClientMax: 2, clientsMax: 1, forgottenClientsMax: 3 });
+    for (let c = 1; c <= 10; c++) t.record({ client: BigInt(c), number: 1 }, ok(c), logIndex(c), 'btree');
+    expect(t.clientCount).toBe(1);
+    expect(t.forgottenClientCount).toBe(3);
+    expect(t.lookup({ client: 9n, number: 1 })).toEqual(forgotten);
+    expect(t.lookup({ client: 10n, number: 1 })).toEqual(ok(10));
+  });
+});
+
+describe('dedup review: applyCommitted', () => {
+  const scratch = new Scratch();
+  afterAll(() => scratch.cleanup());
+
+  it('a put retried after its client was evicted does not overwrite a later acknowledged put', async () => {
+    const engines = new Map<EngineKind, Engine>([['btree', await scratch.open('btree')]]);
+    const g: GroupEngines = { group: groupId(1), engines, metaKind: 'btree' };
+    const state = new GroupState(new DedupTable({ idsPerClientMax: 4, clientsMax: 2 }));
+    const t = { table: tableId(1), engine: 'btree' as const, keyspace: keyspaceId(1) };
+    const put = (client: bigint, n: number, value: string, key = 'k'): Command => ({
+      type: 'put',
+      request: { client, number: n },
+      ...t,
+      key: new TextEncoder().encode(key),
+      value: new TextEncoder().encode(value),
+      condition: { type: 'none' },
+    });
+    // Client 1 writes k=a (its answer is lost); clients 2 and 3 come by; client 2 writes k=b
+    // and is answered; then client 1's retry (same request id) arrives.
+    const outs = await applyCommitted(
+      [
+        entry(1, put(1n, 1, 'a')),
+        entry(2, put(2n, 1, 'b')),
+        entry(3, put(3n, 1, 'x', 'other')),
+        entry(4, put(1n, 1, 'a')),
+      ],
+      g,
+      state,
+    );
+    expect(outs[3]?.outcome).toEqual(forgotten);
+    const rec = await engines.get('btree')!.get(keyspaceId(1), new TextEncoder().encode('k'));
+    expect(new TextDecoder().decode(rec!.value)).toBe('b');
+  });
+});
