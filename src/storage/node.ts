@@ -141,6 +141,9 @@ export class StorageNode {
       listen: opts.listen,
       allowFaultAdmin: opts.allowFaultAdmin ?? false,
       log,
+      // kv.* handlers come after the engines and the log replay: UNAVAILABLE until then, never
+      // BAD_REQUEST (a request manager probing a restarted node would pass that to a client).
+      starting: true,
     });
     const engines = new Map<EngineKind, Engine>();
     let host: GroupHost<KvResult> | undefined;
@@ -176,6 +179,7 @@ export class StorageNode {
       log,
     );
     registerHandlers(node);
+    transport.ready();
     // Peers known before a restart: the groups can talk before the MM answers (or while it is down).
     node.learnAddresses(loadPeers(opts.dir), false);
     await node.probeDisk();

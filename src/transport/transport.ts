@@ -48,6 +48,12 @@ export interface TransportOptions {
   limits?: Partial<TransportLimits>;
   /** Jitter source in [0, 1); Math.random by default. */
   random?: () => number;
+  /**
+   * The node registers its request handlers after it starts listening (a storage node opens its
+   * engines and replays its log in between): until `ready()`, a request of a kind without a handler
+   * is answered UNAVAILABLE (retry elsewhere or later), not BAD_REQUEST. Default false.
+   */
+  starting?: boolean;
 }
 
 /** `connecting`: first attempt in progress; `up`: authenticated; `down`: lost or refused, retrying. */
@@ -101,6 +107,7 @@ export class Transport {
     connectionsInbound: 0,
   };
   private closed = false;
+  private starting: boolean;
 
   private constructor(opts: TransportOptions) {
     assert(opts.secret.length >= 16, 'cluster secret too short');
@@ -110,6 +117,12 @@ export class Transport {
     this.limits = { ...defaultTransportLimits, ...opts.limits };
     this.log = opts.log ?? stderrTransportLog;
     this.random = opts.random ?? Math.random;
+    this.starting = opts.starting ?? false;
+  }
+
+  /** Every request handler is registered: a request of an unknown kind is BAD_REQUEST from now on. */
+  ready(): void {
+    this.starting = false;
   }
 
   /** Creates a transport and, with `listen`, starts accepting connections. */
@@ -401,7 +414,13 @@ export class Transport {
     }
     const handler = this.requestHandlers.get(f.kind);
     if (handler === undefined) {
-      conn.respondError(f.kind, f.id, new TesseraError('BAD_REQUEST', `no handler for kind ${f.kind}`));
+      const e = this.starting
+        ? new TesseraError(
+            'UNAVAILABLE',
+            `node ${this.self.nodeId} is starting (no handler for kind ${f.kind} yet)`,
+          )
+        : new TesseraError('BAD_REQUEST', `no handler for kind ${f.kind}`);
+      conn.respondError(f.kind, f.id, e);
       return;
     }
     this.runHandler(conn, f, handler, from);

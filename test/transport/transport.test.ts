@@ -58,6 +58,23 @@ describe('transport', () => {
     expect(s.writeBatches).toBeLessThan(10); // frames queued in one turn leave in one write
   });
 
+  it('while starting, a request of a kind without a handler yet is UNAVAILABLE (not BAD_REQUEST)', async () => {
+    // A storage node listens before it has opened its engines and registered its kv.* handlers
+    // (after a kill -9, dev restarts it while request managers still probe it): the request
+    // manager retries UNAVAILABLE elsewhere, but answered a client's write 400 BAD_REQUEST.
+    const a = await c.start(1, { role: 'request' });
+    const b = await c.start(2, { starting: true });
+    await c.link(a, b);
+    const early = await errorOf(a.request(b.self.nodeId, echo, Buffer.from('x')));
+    expect(early.code).toBe('UNAVAILABLE');
+    expect(early.message).toContain('starting');
+    b.onRequest(echo, (_from, p) => Buffer.concat([Buffer.from('re:'), p]));
+    expect(Buffer.from(await a.request(b.self.nodeId, echo, Buffer.from('x'))).toString()).toBe('re:x');
+    expect((await errorOf(a.request(b.self.nodeId, 99, Buffer.alloc(0)))).code).toBe('UNAVAILABLE');
+    b.ready();
+    expect((await errorOf(a.request(b.self.nodeId, 99, Buffer.alloc(0)))).code).toBe('BAD_REQUEST');
+  });
+
   it('carries a large payload without loss and passes handler errors with code and detail', async () => {
     const a = await c.start(1);
     const b = await c.start(2);
