@@ -70,6 +70,8 @@ function isMetaJson(j: unknown): j is MetaJson {
 
 export class Descriptors {
   readonly dir: string;
+  /** The last write or removal of each group's file: they run one at a time, in call order. */
+  private readonly queued = new Map<GroupId, Promise<void>>();
 
   constructor(hostDir: string) {
     this.dir = path.join(hostDir, 'groups');
@@ -121,7 +123,32 @@ export class Descriptors {
     };
   }
 
-  async write(d: GroupDescriptor): Promise<void> {
+  /**
+   * Writes run one at a time per group, in call order (a checkpoint's compaction and a snapshot
+   * install may overlap): they share the temp file, and the last call's content must win.
+   */
+  write(d: GroupDescriptor): Promise<void> {
+    return this.serial(d.group, () => this.writeNow(d));
+  }
+
+  remove(g: GroupId): Promise<void> {
+    return this.serial(g, async () => {
+      await fs.rm(this.file(g), { force: true });
+      await this.syncDir();
+    });
+  }
+
+  private async serial(g: GroupId, f: () => Promise<void>): Promise<void> {
+    const p = (this.queued.get(g) ?? Promise.resolve()).then(f, f);
+    this.queued.set(g, p);
+    try {
+      await p;
+    } finally {
+      if (this.queued.get(g) === p) this.queued.delete(g);
+    }
+  }
+
+  private async writeNow(d: GroupDescriptor): Promise<void> {
     const body = JSON.stringify({
       version: DESCRIPTOR_VERSION,
       group: d.group,
@@ -138,11 +165,6 @@ export class Descriptors {
       await fh.close();
     }
     await fs.rename(tmp, this.file(d.group));
-    await this.syncDir();
-  }
-
-  async remove(g: GroupId): Promise<void> {
-    await fs.rm(this.file(g), { force: true });
     await this.syncDir();
   }
 

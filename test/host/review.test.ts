@@ -1,11 +1,15 @@
 /**
  * Correctness review (wave 3): driver races found by reading src/host against docs/consensus.md.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry, SnapshotMeta } from '../../src/consensus/types.js';
+import { Descriptors, initialSnapshot } from '../../src/host/descriptor.js';
 import { memoryCommand } from '../../src/host/memory-sm.js';
 import type { CommandOutcome } from '../../src/host/types.js';
-import type { GroupId } from '../../src/lib/ids.js';
+import { type GroupId, groupId, logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { Cluster, members, waitFor } from './harness.js';
 
 let cluster: Cluster | undefined;
@@ -95,5 +99,30 @@ describe('host review: proposals cut off by a close', () => {
     // OUTCOME_UNKNOWN: the error has to say the write may have been delivered.
     const unknown = o.error.code === 'OUTCOME_UNKNOWN' || o.error.detail?.maybeDelivered === true;
     expect(unknown, `${o.error.code} ${JSON.stringify(o.error.detail)}`).toBe(true);
+  });
+});
+
+describe('host review: descriptor writes of one group that overlap', () => {
+  it('(a checkpoint compacting while a snapshot installs) both land, the last one wins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-host-review-'));
+    try {
+      const ds = new Descriptors(dir);
+      await ds.init();
+      const m = { voters: [nodeId(1), nodeId(2), nodeId(3)], learners: [] };
+      const at = (i: number) => ({ ...initialSnapshot(m), index: logIndex(i), term: term(2) });
+      const d = { group: groupId(4), electionMode: 'self' as const, snapshot: at(0), installing: null };
+      for (let k = 0; k < 20; k++) {
+        const writes = [
+          ds.write({ ...d, snapshot: at(10 * k + 1), installing: at(10 * k + 5) }),
+          ds.write({ ...d, snapshot: at(10 * k + 2) }),
+          ds.write({ ...d, snapshot: at(10 * k + 5) }),
+        ];
+        const results = await Promise.allSettled(writes);
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+        expect((await ds.read(groupId(4)))?.snapshot.index).toBe(10 * k + 5);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
