@@ -44,6 +44,8 @@ interface RawResponse {
 
 const enc = (k: T.KeyLike): Uint8Array => (typeof k === 'string' ? Buffer.from(k, 'utf8') : k);
 const retryableNetCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
+/** Network failures before any byte of the request could reach the server. */
+const notSentNetCodes = new Set(['ECONNREFUSED', 'EAI_AGAIN']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TesseraClient {
@@ -191,6 +193,9 @@ export class TesseraClient {
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (opts.write) headers['tessera-request-id'] = `${this.clientId}:${++this.requestCounter}`;
     let failure: TesseraError | undefined;
+    // A write's attempt failed after its request may have reached the server: from then on, the
+    // deadline answers OUTCOME_UNKNOWN, never a plain failure.
+    let maybeDelivered = false;
     for (let attempt = 0; ; attempt++) {
       let retryAfterMs: number;
       try {
@@ -209,9 +214,13 @@ export class TesseraClient {
         }
         if (!retryableNetCodes.has(code) && (e as Error).message !== 'socket hang up') throw netError(e);
         failure = netError(e);
+        if (!notSentNetCodes.has(code)) maybeDelivered = true;
         retryAfterMs = backoffMs(attempt);
       }
-      if (Date.now() + retryAfterMs >= deadline) throw failure;
+      if (Date.now() + retryAfterMs >= deadline) {
+        if (opts.write && maybeDelivered) throw deadlineError(method, path, true);
+        throw failure;
+      }
       await sleep(retryAfterMs);
     }
   }
