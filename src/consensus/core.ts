@@ -51,6 +51,7 @@ export interface Timing {
   readonly inflightMax: number;
   readonly batchBytesMax: number;
   readonly uncommittedMax: number;
+  readonly voteRetryMs: number;
 }
 
 function timing(c: ReplicaConfig): Timing {
@@ -63,11 +64,13 @@ function timing(c: ReplicaConfig): Timing {
     inflightMax: c.inflightMax ?? limits.appendEntriesInflightMax,
     batchBytesMax: c.batchBytesMax ?? limits.appendEntriesBatchBytesMax,
     uncommittedMax: c.uncommittedMax ?? limits.proposalQueueMax,
+    voteRetryMs: c.voteRetryMs ?? limits.voteRetryMs,
   };
   assert(t.heartbeatIntervalMs > 0 && t.electionTimeoutMs > t.heartbeatIntervalMs, 'bad timeouts');
   assert(t.leaseDriftMarginMs >= 0 && t.leaseDriftMarginMs < t.electionTimeoutMs, 'bad lease margin');
   assert(t.directedFallbackMs >= t.electionTimeoutMs, 'directedFallbackMs below the election timeout');
   assert(t.inflightMax >= 1 && t.batchBytesMax >= 1 && t.uncommittedMax >= 1, 'bad limits');
+  assert(t.voteRetryMs > 0 && t.voteRetryMs < t.electionTimeoutMs, 'bad vote retry interval');
   return t;
 }
 
@@ -101,7 +104,15 @@ export class Core {
   campaignTerm: Term;
   campaignTransfer = false;
   campaignStartMs = 0;
+  /** When (pre-)vote requests last went out (re-sent to non-granting voters every voteRetryMs). */
+  votesSentMs = 0;
   votes = new Map<NodeId, boolean>();
+  /**
+   * A directed campaign ordered while this replica still heard from a leader: it starts at the
+   * first tick the stickiness is over (the order's term), unless a leader at that term or above
+   * shows up or the order lapses (one election timeout).
+   */
+  pendingCampaign: { minTerm: Term; untilMs: number } | null = null;
 
   // Leader state
   prs = new Map<NodeId, Progress>();

@@ -15,19 +15,42 @@ export function campaign(c: Core, minTerm: Term): OpResult {
     return { ok: false, error: new TesseraError('UNAVAILABLE', `replica ${c.id} is not a voter`) };
   }
   if (c.role === 'leader') return { ok: true };
+  // Already campaigning for the ordered term (a repeated order): let that campaign go on.
+  if ((c.role === 'precandidate' || c.role === 'candidate') && c.campaignTerm >= minTerm) return { ok: true };
   if (c.inLeaderLease()) {
     // It acknowledged a live leader recently (whose lease may rest on that): it must not vote for
-    // itself either. The metadata manager moves a live leader with a leadership transfer.
+    // itself either. The metadata manager moves a live leader with a leadership transfer. The order
+    // is kept for one election timeout and starts at the first tick the stickiness is over.
+    c.pendingCampaign = { minTerm, untilMs: c.nowMs + c.t.electionTimeoutMs };
     return {
       ok: false,
       error: new TesseraError('UNAVAILABLE', `replica ${c.id} still hears from leader ${c.leader}`),
     };
   }
+  c.pendingCampaign = null;
   startPreVote(c, toTerm(Math.max(c.term + 1, minTerm)));
   return { ok: true };
 }
 
-function requestVotes(c: Core, pre: boolean): void {
+/** A campaign order kept while stickiness held: start it now, drop it, or keep waiting. */
+function tickPendingCampaign(c: Core): void {
+  const p = c.pendingCampaign;
+  if (p === null) return;
+  const superseded = c.leader !== 0 && c.term >= p.minTerm;
+  if (c.nowMs >= p.untilMs || c.role !== 'follower' || superseded || !c.isVoter()) {
+    c.pendingCampaign = null;
+    return;
+  }
+  if (c.inLeaderLease()) return;
+  c.pendingCampaign = null;
+  startPreVote(c, toTerm(Math.max(c.term + 1, p.minTerm)));
+}
+
+/**
+ * Sends (pre-)vote requests to the other voters; with `missingOnly`, only to those that have not
+ * granted this campaign (a re-ask: a voter may have refused while its stickiness still held).
+ */
+function requestVotes(c: Core, pre: boolean, missingOnly = false): void {
   const base = {
     type: 'vote' as const,
     group: c.group,
@@ -38,8 +61,9 @@ function requestVotes(c: Core, pre: boolean): void {
     lastIndex: c.log.lastIndex(),
     lastTerm: c.log.lastTerm(),
   };
+  c.votesSentMs = c.nowMs;
   for (const v of c.voters()) {
-    if (v === c.id) continue;
+    if (v === c.id || (missingOnly && c.votes.get(v) === true)) continue;
     // A real vote request goes out once this replica's own term and vote are durable.
     if (pre) c.send({ ...base, to: v });
     else c.msgsAfterPersist.push({ ...base, to: v });
@@ -161,11 +185,17 @@ export function tickElection(c: Core): void {
   if (c.role === 'leader' || !c.isVoter()) return;
   const et = c.t.electionTimeoutMs;
   if (c.role === 'precandidate' || c.role === 'candidate') {
-    if (c.nowMs - c.campaignStartMs < et) return;
+    if (c.nowMs - c.campaignStartMs < et) {
+      // Bounded by the campaign's window: re-ask the voters that have not granted it yet.
+      if (c.nowMs - c.votesSentMs >= c.t.voteRetryMs) requestVotes(c, c.role === 'precandidate', true);
+      return;
+    }
     // The campaign did not win in time: give up (directed) or let the timer retry (self).
     c.becomeFollower(c.term, 0 as NodeId);
     return;
   }
+  tickPendingCampaign(c);
+  if (c.role !== 'follower') return;
   const last = Math.max(c.lastLeaderContactMs, c.electionResetMs);
   if (c.nowMs - last >= c.electionRandMs) startPreVote(c, toTerm(c.term + 1));
 }

@@ -192,6 +192,8 @@ export interface ReplicaConfig {
   readonly batchBytesMax?: number;
   /** Max entries appended but not committed (proposal backpressure). Default limits.proposalQueueMax. */
   readonly uncommittedMax?: number;
+  /** A campaign re-asks the voters that did not grant it this often. Default limits.voteRetryMs. */
+  readonly voteRetryMs?: number;
   readonly bugs?: ReadonlySet<ConsensusBug>;
 }
 

@@ -186,4 +186,17 @@ export const limits = {
    * kept, so a late retry of theirs answers OUTCOME_UNKNOWN instead of running twice (LRU beyond).
    */
   dedupForgottenClientsMax: 65_536,
+  /**
+   * A (pre-)candidate re-asks the voters that have not granted it this often while its campaign
+   * lasts (a voter whose leader stickiness ran out a few ms after the candidate's would otherwise
+   * leave the campaign stuck until its timeout).
+   */
+  voteRetryMs: 50,
+  /**
+   * The request manager's retry back-off cap while it looks for a group's leader (5, 10, 20, 40,
+   * 50 ms...): after a failover it finds the new leader within this of its election.
+   */
+  rmRetryBackoffMaxMs: 50,
+  /** NOT_LEADER hints one request follows at once (no back-off) before it backs off anyway. */
+  rmHintsFollowedMax: 3,
 } as const;

@@ -98,6 +98,9 @@ export interface RouterOptions {
 interface Attempt {
   /** The write may have reached a leader (its outcome is unknown so far). */
   maybeDelivered: boolean;
+  /** The last attempt learned a new leader hint: go there without waiting (bounded per call). */
+  followHint: boolean;
+  hintsFollowed: number;
   /** Voters already tried without a leader hint, per group (round robin). */
   probe: number;
   lastError: unknown;
@@ -144,7 +147,13 @@ export class Router {
     const write = kind === 'kvPut' || kind === 'kvDelete';
     const start = Date.now();
     const end = start + this.deadlineMs;
-    const a: Attempt = { maybeDelivered: false, probe: 0, lastError: null };
+    const a: Attempt = {
+      maybeDelivered: false,
+      followHint: false,
+      hintsFollowed: 0,
+      probe: 0,
+      lastError: null,
+    };
     for (let round = 0; ; round++) {
       const table = await this.table(tableName);
       const shard = shardFor(table, key);
@@ -163,7 +172,16 @@ export class Router {
           if (!this.absorb(e, shard.group, target, write, a)) throw e;
         }
       }
-      if (round > 0 || target === null) await sleep(Math.min(200, 5 * 2 ** Math.min(round, 6), left));
+      // A fresh hint is followed at once (a new leader usually), a few times per call: hints can be
+      // stale (a follower still names a dead leader until its stickiness ends). Otherwise back off.
+      if (a.followHint && a.hintsFollowed < limits.rmHintsFollowedMax) {
+        a.hintsFollowed++;
+        a.followHint = false;
+        continue;
+      }
+      a.followHint = false;
+      if (round > 0 || target === null)
+        await sleep(Math.min(limits.rmRetryBackoffMaxMs, 5 * 2 ** Math.min(round, 6), left));
     }
     throw this.giveUp(kind, tableName, write, a);
   }
@@ -206,9 +224,10 @@ export class Router {
       case 'NOT_LEADER': {
         const leader = Number(e.detail?.leader ?? 0);
         const term = Number(e.detail?.term ?? 0);
-        if (Number.isInteger(leader) && leader > 0 && leader !== target)
+        if (Number.isInteger(leader) && leader > 0 && leader !== target) {
           this.cache.learnLeader(group, nodeId(leader), Number.isFinite(term) ? term : 0);
-        else this.cache.forgetLeader(group, target);
+          a.followHint = this.cache.leaderOf(group) === leader;
+        } else this.cache.forgetLeader(group, target);
         a.lastError = unavailable(`group ${group} has no leader now`);
         return true;
       }

@@ -60,6 +60,49 @@ describe('elections', () => {
     for (const id of [1, 2, 3]) expect(c.node(id).r.status().term).toBe(t);
   });
 
+  it('a campaign re-asks a voter that refused while its stickiness held (no stall until the timeout)', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.run(300);
+    // 2 stops hearing the leader's heartbeats (logs stay equal), 3 keeps hearing them; then 1 dies.
+    c.filter = (m) => m.type === 'heartbeat' && m.to === 2;
+    c.run(300);
+    c.node(1).down = true;
+    c.filter = () => false;
+    c.run(750); // 2's stickiness is over, 3's is not (it heard the leader ~300 ms later)
+    expect(c.node(2).r.campaign(term(0)).ok).toBe(true);
+    c.run(100);
+    expect(c.node(2).r.status().role).toBe('precandidate'); // 3 refused the pre-vote
+    expect(c.node(3).r.status().term).toBe(c.node(1).r.status().term);
+    // 3's stickiness ends ~1000 ms after the kill: the re-asked pre-vote wins at once, long before
+    // 2's campaign timeout (1000 ms after it started).
+    c.run(300);
+    expect(c.leader().id).toBe(2);
+    expect(c.node(3).r.status().leader).toBe(2);
+  });
+
+  it('a campaign ordered while stickiness holds starts by itself once it is over, within the order', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.run(300);
+    c.node(1).down = true;
+    c.run(200);
+    expect(c.node(2).r.campaign(term(9)).ok).toBe(false); // still sticky: refused, kept
+    c.run(1000);
+    expect(c.leader().id).toBe(2);
+    expect(c.node(2).r.status().term).toBe(9);
+    // An order kept while the leader stays live lapses with the election timeout: no campaign.
+    const d = new Cluster([1, 2, 3]);
+    d.elect(1);
+    const t = d.node(1).r.status().term;
+    expect(d.node(3).r.campaign(term(0)).ok).toBe(false);
+    d.run(1100);
+    d.node(1).down = true;
+    d.run(1000);
+    expect(d.node(3).r.status().role).toBe('follower');
+    for (const id of [2, 3]) expect(d.node(id).r.status().term).toBe(t);
+  });
+
   it('self mode: a new leader is elected after the leader dies', () => {
     const c = new Cluster([1, 2, 3], { mode: 'self', seed: 5 });
     c.run(3000);
