@@ -136,6 +136,7 @@ export abstract class AbstractEngine implements Engine {
   readonly dir: string;
   protected readonly syncEachBatch: boolean;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly scratchKey = Buffer.allocUnsafeSlow(6 + limits.keyBytesMax);
   private state: 'open' | 'closing' | 'closed' = 'open';
 
   protected constructor(dir: string, options: EngineOptions) {
@@ -191,7 +192,10 @@ export abstract class AbstractEngine implements Engine {
     this.assertOpen();
     checkKeyspace(keyspace);
     checkKey(key);
-    const raw = this._getRawSync(dataKey(keyspacePrefix(keyspace), key));
+    // The lookup key is built in a scratch buffer: both libraries copy it during the call.
+    const at = writeVarint(this.scratchKey, 0, keyspace + 1);
+    this.scratchKey.set(key, at);
+    const raw = this._getRawSync(this.scratchKey.subarray(0, at + key.length));
     return raw === undefined || raw === null ? raw : decodeRecord(raw);
   }
 

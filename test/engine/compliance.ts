@@ -58,6 +58,14 @@ export function engineCompliance(kind: EngineKind): void {
         { keyspace: k, key: enc('a') },
       ]);
       expect(many.map((r) => r?.seq)).toEqual([seq(11), undefined, seq(10)]);
+      // The synchronous read answers the same (records, tombstones, absent keys, other keyspaces).
+      expect(e.getSync(k, enc('a'))).toEqual({ value: enc('one'), seq: seq(10), tombstone: false });
+      expect(e.getSync(k, enc('b'))).toEqual({ value: new Uint8Array(0), seq: seq(11), tombstone: true });
+      expect(e.getSync(k, enc('zz'))).toBeUndefined();
+      expect(e.getSync(freshKs(), enc('a'))).toBeUndefined();
+      const first = e.getSync(k, enc('a'));
+      e.getSync(k, enc('b'));
+      expect(first?.value).toEqual(enc('one')); // owned memory, not a reused buffer
     });
 
     it('reconciler: a write is stored only if its seq is above the stored one', async () => {
