@@ -202,6 +202,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
     const hg = this.live.get(group);
     if (hg === undefined)
       throw new TesseraError('GROUP_NOT_FOUND', `group ${group} is not hosted on node ${this.nodeId}`);
+    // Stopped by an error (its Readys are no longer taken): nothing asked of it would ever finish.
+    if (hg.stopped) throw new TesseraError('UNAVAILABLE', `group ${group} is stopped on node ${this.nodeId}`);
     return hg;
   }
 

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry, SnapshotMeta } from '../../src/consensus/types.js';
 import { Descriptors, initialSnapshot } from '../../src/host/descriptor.js';
 import { memoryCommand } from '../../src/host/memory-sm.js';
+import { TesseraError } from '../../src/lib/errors.js';
 import type { CommandOutcome } from '../../src/host/types.js';
 import { type GroupId, groupId, logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { Cluster, members, waitFor } from './harness.js';
@@ -124,5 +125,38 @@ describe('host review: descriptor writes of one group that overlap', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('host review: a replica stopped by a state machine error', () => {
+  it('refuses new proposals and reads at once instead of leaving them waiting forever', async () => {
+    const c = (cluster = await Cluster.start(3));
+    const g: GroupId = await c.addGroup(1, members(1, 2, 3), 'self');
+    const l = await c.leader(g);
+    const sm = c.sm(l, g);
+    sm.apply = async () => {
+      throw new TesseraError('INTERNAL', 'engine failed');
+    };
+    const [first] = await c.host(l).propose(g, cmds('a', 1));
+    expect(first?.ok).toBe(false);
+    const settled = (p: Promise<unknown>) =>
+      Promise.race([
+        p.then(
+          () => 'resolved',
+          (e: unknown) => (e instanceof TesseraError ? e.code : String(e)),
+        ),
+        sleep(1_500).then(() => 'still waiting'),
+      ]);
+    const outcome = await settled(
+      c
+        .host(l)
+        .propose(g, cmds('b', 1))
+        .then((outs) => {
+          const o = outs[0];
+          if (o !== undefined && !o.ok) throw o.error;
+        }),
+    );
+    expect(outcome).toBe('UNAVAILABLE');
+    expect(await settled(c.host(l).read(g))).toBe('UNAVAILABLE');
   });
 });
