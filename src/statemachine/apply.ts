@@ -265,6 +265,8 @@ function recordOutcome(
   for (const edit of run.state.dedup.record(command.request, outcome, index, home)) {
     const p = run.pending.get(edit.home);
     assert(p !== undefined, `dedup record in a ${edit.home} instance the group does not use`);
+    // Replay: an instance already past this entry holds its edits (written with it, atomically).
+    if (!run.live(edit.home, index)) continue;
     if (edit.write.key[0] !== dedupTagClient) {
       p.meta.push(edit.write);
       continue;

@@ -212,7 +212,10 @@ export class DedupTable {
       edits.push({ home: gone.home, write: { key: idKey(req.client, oldest), value: undefined } });
     }
     c.homes.add(home);
-    edits.push({ home, write: { key: clientKey(req.client), value: clientValue(c) } });
+    // Every instance the client used gets its record: the floor may have risen by an id kept in
+    // another instance, and losing one instance's batch (a crash between them) must not lower it.
+    const value = clientValue(c);
+    for (const h of c.homes) edits.push({ home: h, write: { key: clientKey(req.client), value } });
     if (this.clients.size > this.clientsMax) edits.push(...this.evictClient());
     return edits;
   }
