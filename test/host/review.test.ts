@@ -58,11 +58,19 @@ describe('host review: snapshot capture vs the apply lane', () => {
     let acked = 0;
     const writer = async (j: number): Promise<void> => {
       for (let k = 0; !stop; k++) {
-        acked += okCount(await c.host(l).propose(g, cmds(`w${j}-${k}-`, 1)));
+        // On a loaded machine leadership may move: then this writer just idles (the check below holds).
+        const outs = await c
+          .host(l)
+          .propose(g, cmds(`w${j}-${k}-`, 1))
+          .catch(async () => {
+            await sleep(20);
+            return [];
+          });
+        acked += okCount(outs);
       }
     };
     const writers = [0, 1, 2, 3, 4, 5, 6, 7].map(writer);
-    await waitFor(() => acked >= 20, 10_000, 'writes under way');
+    await waitFor(() => acked >= 20, 20_000, 'writes under way');
     await c.restart(f);
     await waitFor(
       () => (c.node(f).sms.get(g)?.applied.index ?? 0) >= c.host(l).status(g)!.firstIndex,
