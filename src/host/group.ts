@@ -3,7 +3,7 @@
  * (proposals by log index, reads by context). Pure bookkeeping; the host drives the I/O.
  */
 import type { Replica } from '../consensus/replica.js';
-import type { DroppedRange, Entry, HardState, Ready } from '../consensus/types.js';
+import type { DroppedRange, Entry, HardState } from '../consensus/types.js';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, NodeId, Term } from '../lib/ids.js';
@@ -18,12 +18,6 @@ interface PendingEntry<R> {
 interface PendingRead {
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
-}
-
-/** Readys whose apply halves run as one (one state machine apply: one engine transaction). */
-export interface ApplyJob {
-  readonly readys: Ready[];
-  entries: number;
 }
 
 /** A snapshot received from a leader, waiting for the core to ask for its install. */
@@ -59,8 +53,6 @@ export class HostedGroup<R> {
   applyTail: Promise<void> = Promise.resolve();
   /** Ready halves queued or running in the apply lane. */
   applyPending = 0;
-  /** The last job queued in the apply lane while it has not started: later Readys join it. */
-  openApply: ApplyJob | null = null;
   appliedSinceCheckpoint = 0;
   /** The hard state last written to the log, and a newer one that only moved the commit hint. */
   durableHard: HardState | null = null;

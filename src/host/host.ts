@@ -6,14 +6,7 @@
  */
 import path from 'node:path';
 import { decodeMembershipChange, encodeEntry, encodeMessage, tryDecodeMessage } from '../consensus/codec.js';
-import type {
-  Entry,
-  Message,
-  MembershipChange,
-  Ready,
-  ReplicaStatus,
-  SnapshotMsg,
-} from '../consensus/types.js';
+import type { Message, MembershipChange, Ready, ReplicaStatus, SnapshotMsg } from '../consensus/types.js';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, NodeId, Term } from '../lib/ids.js';
@@ -24,7 +17,7 @@ import { type Log, type LogRecord, openLog } from '../log/log.js';
 import type { PeerIdentity } from '../transport/index.js';
 import { systemClock } from './clock.js';
 import { Descriptors, initialSnapshot } from './descriptor.js';
-import type { ApplyJob, HostedGroup } from './group.js';
+import type { HostedGroup } from './group.js';
 import { HostMetrics } from './metrics.js';
 import { startGroup, type StartContext } from './recover.js';
 import { SnapshotReceiver, SnapshotSender } from './snapshot.js';
@@ -391,7 +384,6 @@ export class GroupHost<R> implements GroupHostApi<R> {
 
   /** Queues `f` in the group's apply lane (runs after everything queued before it). */
   private inApplyLane(hg: HostedGroup<R>, f: () => Promise<void>): Promise<void> {
-    hg.openApply = null; // nothing queued before f may join a job queued after it
     hg.applyPending++;
     const p = hg.applyTail.then(f).finally(() => {
       hg.applyPending--;
@@ -426,60 +418,31 @@ export class GroupHost<R> implements GroupHostApi<R> {
     const r = hg.replica;
     r.persisted(rd.number);
     for (const m of rd.messagesAfterPersist) this.send(m);
-    const applied = this.queueApply(hg, rd, captures);
+    const applied = this.inApplyLane(hg, () => this.applyReady(hg, rd, captures));
     hg.busy = false;
     if (!hg.stopped && (r.hasReady() || hg.dirty)) this.schedule(hg);
     await applied;
   }
 
-  /**
-   * Queues a Ready's apply half. While the lane is busy, Readys without snapshot captures join the
-   * job that waits at its end (up to limits.hostApplyMergeEntriesMax entries): many Readys, one
-   * state machine apply (one engine transaction, one sync of the engine).
-   */
-  private queueApply(hg: HostedGroup<R>, rd: Ready, captures: Promise<void>[]): Promise<void> {
-    const open = hg.openApply;
-    if (
-      captures.length === 0 &&
-      open !== null &&
-      open.entries + rd.committed.length <= limits.hostApplyMergeEntriesMax
-    ) {
-      open.readys.push(rd);
-      open.entries += rd.committed.length;
-      return hg.applyTail;
-    }
-    const job: ApplyJob = { readys: [rd], entries: rd.committed.length };
-    const p = this.inApplyLane(hg, async () => {
-      if (hg.openApply === job) hg.openApply = null; // started: no more joins
-      if (captures.length > 0) await Promise.all(captures);
-      await this.applyJob(hg, job);
-    });
-    hg.openApply = job;
-    return p;
-  }
-
   /** Steps 4 to 6: apply the committed entries, answer proposals and reads, soft state. */
-  private async applyJob(hg: HostedGroup<R>, job: ApplyJob): Promise<void> {
+  private async applyReady(hg: HostedGroup<R>, rd: Ready, captures: Promise<void>[]): Promise<void> {
     const r = hg.replica;
     if (hg.stopped) return; // removed or closing (or failed): nothing more is applied here
-    const committed =
-      job.readys.length === 1 ? job.readys[0]!.committed : job.readys.flatMap((rd) => rd.committed);
-    if (committed.length > 0) {
-      const results = await hg.sm.apply(committed);
-      hg.applied(committed, results);
-      const last = committed[committed.length - 1]!;
+    if (captures.length > 0) await Promise.all(captures);
+    if (rd.committed.length > 0) {
+      const results = await hg.sm.apply(rd.committed);
+      hg.applied(rd.committed, results);
+      const last = rd.committed[rd.committed.length - 1]!;
       r.applied(last.index);
-      this.metrics.commits.inc(committed.length);
-      hg.appliedSinceCheckpoint += committed.length;
+      this.metrics.commits.inc(rd.committed.length);
+      hg.appliedSinceCheckpoint += rd.committed.length;
       this.maybeCheckpoint(hg);
-      if (committed.some((e) => e.kind === 'config')) this.logConfig(hg, committed);
+      if (rd.committed.some((e) => e.kind === 'config')) this.logConfig(hg, rd);
     }
-    for (const rd of job.readys) {
-      for (const s of rd.readStates) hg.readDone(s.ctx);
-      for (const f of rd.failedReads) hg.readDone(f.ctx, f.error);
-      hg.dropped(rd.dropped);
-      if (rd.softState !== null) this.softStateChanged(hg, rd);
-    }
+    for (const s of rd.readStates) hg.readDone(s.ctx);
+    for (const f of rd.failedReads) hg.readDone(f.ctx, f.error);
+    hg.dropped(rd.dropped);
+    if (rd.softState !== null) this.softStateChanged(hg, rd);
     if (hg.stopped) return;
     if (r.hasReady() || hg.dirty) this.schedule(hg);
   }
@@ -502,8 +465,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
     }
   }
 
-  private logConfig(hg: HostedGroup<R>, committed: readonly Entry[]): void {
-    for (const e of committed) {
+  private logConfig(hg: HostedGroup<R>, rd: Ready): void {
+    for (const e of rd.committed) {
       if (e.kind !== 'config') continue;
       const c = decodeMembershipChange(e.data);
       this.logger.info('membership change applied', {

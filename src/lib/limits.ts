@@ -175,11 +175,6 @@ export const limits = {
   rmClientIdCacheMax: 4096,
   /** Readys of one group whose apply half may wait in the host's apply lane (pipeline depth). */
   hostApplyPipelineMax: 4,
-  /**
-   * Committed entries of several queued Readys that the host applies as one state machine call (one
-   * engine transaction: LMDB costs ~150 us per put in batches of 16, ~50 in batches of 256).
-   */
-  hostApplyMergeEntriesMax: 4_096,
   /** Bearer secrets whose sha256 the HTTP API keeps (cleared when full). */
   rmTokenHashCacheMax: 1024,
   /** The cluster part of the request manager's /metrics is fetched from the MM at most this often. */
