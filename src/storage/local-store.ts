@@ -70,6 +70,10 @@ function checkTableName(name: string): void {
   }
 }
 
+function liveItem(r: EngineRecord | undefined): { value: Uint8Array; seq: Seq } | undefined {
+  return r === undefined || r.tombstone ? undefined : { value: r.value, seq: r.seq };
+}
+
 function outcomeError(o: ApplyOutcome, what: string): TesseraError | undefined {
   return o.ok ? undefined : new TesseraError(o.code, `${what}: ${o.code}`);
 }
@@ -193,9 +197,16 @@ export class LocalStore {
     return { seq: (o as { seq: Seq }).seq };
   }
 
-  async get(table: string, key: Uint8Array): Promise<{ value: Uint8Array; seq: Seq } | undefined> {
-    const r = await this.getRecord(table, key);
-    return r === undefined || r.tombstone ? undefined : { value: r.value, seq: r.seq };
+  get(table: string, key: Uint8Array): Promise<{ value: Uint8Array; seq: Seq } | undefined> {
+    try {
+      checkKey(key);
+      const now = this.applier.getSync(this.table(table), key);
+      // Served on this thread: one settled promise, no await hop.
+      if (now !== null) return Promise.resolve(liveItem(now));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.getRecord(table, key).then(liveItem);
   }
 
   /**
