@@ -112,6 +112,10 @@ export class StorageNode {
   readonly inflightMax: number;
   private mmClient: MmClient | null = null;
   private readonly missing = new Map<GroupId, number>();
+  /** The highest catalog version seen in a heartbeat answer (older answers are ignored). */
+  private catalogVersionSeen = 0;
+  /** The catalog version of the first answer that listed each hosted group. */
+  private readonly assignedAtVersion = new Map<GroupId, number>();
   private heartbeatLoop: Promise<void> | null = null;
   private probeTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -297,7 +301,7 @@ export class StorageNode {
         }
         if (res.heartbeatIntervalMs > 0 && this.opts.heartbeatIntervalMs === undefined)
           interval = res.heartbeatIntervalMs;
-        await this.applyAssignments(res.assignments);
+        await this.applyAssignments(res.assignments, res.catalogVersion);
       } catch (e) {
         if (this.closed) break;
         if (!isTesseraError(e)) throw e;
@@ -307,11 +311,25 @@ export class StorageNode {
     }
   }
 
-  /** Hosts every assigned group; drops a hosted group absent from two answers in a row. */
-  async applyAssignments(assignments: readonly Assignment[]): Promise<void> {
+  /**
+   * Hosts every assigned group; drops a hosted group absent from two answers in a row. An answer
+   * from a catalog older than one already seen (a deposed MM leader's stale view) is ignored, and a
+   * group is only judged absent by a catalog newer than the one that assigned it: a stale view must
+   * never delete a live replica's data.
+   */
+  async applyAssignments(assignments: readonly Assignment[], catalogVersion: number): Promise<void> {
+    if (catalogVersion < this.catalogVersionSeen) {
+      this.log.warn('ignoring assignments from an older catalog', {
+        version: catalogVersion,
+        seen: this.catalogVersionSeen,
+      });
+      return;
+    }
+    this.catalogVersionSeen = catalogVersion;
     const assigned = new Set<GroupId>();
     for (const a of assignments) {
       assigned.add(a.group);
+      if (!this.assignedAtVersion.has(a.group)) this.assignedAtVersion.set(a.group, catalogVersion);
       try {
         await this.hostGroup(a.group, a.membership, a.addresses, a.mode);
       } catch (e) {
@@ -321,11 +339,13 @@ export class StorageNode {
     }
     for (const g of this.host.groups()) {
       if (assigned.has(g)) continue;
+      if (catalogVersion <= (this.assignedAtVersion.get(g) ?? 0)) continue;
       const n = (this.missing.get(g) ?? 0) + 1;
       this.missing.set(g, n);
       if (n < 2) continue;
       this.missing.delete(g);
-      this.log.info('group no longer assigned: removing the replica', { group: g });
+      this.assignedAtVersion.delete(g);
+      this.log.info('group no longer assigned: removing the replica', { group: g, version: catalogVersion });
       await this.host.removeGroup(g);
     }
   }

@@ -120,6 +120,18 @@ describe('storage nodes with the metadata manager', () => {
     expect(dec(got.value as Uint8Array)).toBe('green');
   }, 30_000);
 
+  it('answers from an older catalog (a deposed MM leader) never remove a hosted replica', async () => {
+    const n = storage[0] as StorageNode;
+    const before = n.host.groups();
+    expect(before.length).toBe(1);
+    // Version 0 is below every catalog the node has seen: twice absent would remove the group if
+    // stale answers were trusted.
+    await n.applyAssignments([], 0);
+    await n.applyAssignments([], 0);
+    await n.applyAssignments([], 0);
+    expect(n.host.groups()).toEqual(before);
+  });
+
   it('a restarted node comes back under the same id with its data', async () => {
     const old = storage.pop() as StorageNode;
     const id = old.id;
