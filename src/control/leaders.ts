@@ -162,11 +162,40 @@ function bestCandidate(input: ControlInput, a: GroupAnalysis, skip: NodeId | nul
   return best?.node ?? null;
 }
 
+const moreUpToDate = (x: ReplicaReport, y: ReplicaReport): boolean =>
+  x.lastLogTerm > y.lastLogTerm || (x.lastLogTerm === y.lastLogTerm && x.lastLogIndex > y.lastLogIndex);
+
+/**
+ * The ordered node reports that it campaigns, but too few live voters can grant it: every voter
+ * whose log is more up-to-date than the candidate's refuses it. Its report is current (nothing is
+ * appended to a campaigning replica) and the others' logs only grow, so this cannot change: order
+ * the best one at once instead of waiting for the campaign timeout.
+ */
+function orderHopeless(a: GroupAnalysis, order: CampaignOrder): boolean {
+  const mine = a.reports.get(order.node);
+  if (mine === undefined || mine.role !== 'candidate') return false;
+  const voters = a.group.members.filter((m) => m.role === 'voter');
+  let mayGrant = 0; // live voters that do not refuse it for its log, itself included
+  for (const m of voters) {
+    const r = a.reports.get(m.node);
+    if (m.node === order.node || (r !== undefined && r.role !== 'learner' && !moreUpToDate(r, mine)))
+      mayGrant++;
+  }
+  return mayGrant < Math.floor(voters.length / 2) + 1;
+}
+
 /** Actions for a group without a valid leader: order a campaign (or raise noQuorum). */
 function leaderMissing(input: ControlInput, a: GroupAnalysis, memory: MutableMemory): ControlAction[] {
   const g = a.group;
   const order = memory.campaigns.get(g.id);
-  if (order !== undefined && input.nowMs - order.atMs < input.config.campaignTimeoutMs) return [];
+  if (order !== undefined && input.nowMs - order.atMs < input.config.campaignTimeoutMs) {
+    // A live order is left alone unless it cannot win and a candidate with a more up-to-date
+    // log is there (strictly better: re-orders never go back and forth).
+    const better = orderHopeless(a, order) ? bestCandidate(input, a, order.node) : null;
+    const mine = a.reports.get(order.node);
+    const theirs = better === null ? undefined : a.reports.get(better);
+    if (mine === undefined || theirs === undefined || !moreUpToDate(theirs, mine)) return [];
+  }
   const voterIds = g.members.filter((m) => m.role === 'voter').map((m) => m.node);
   const healthy = voterIds.filter((v) => v !== a.deposed && isHealthy(input, v) && a.reports.has(v));
   const majority = Math.floor(voterIds.length / 2) + 1;

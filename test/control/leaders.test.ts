@@ -187,6 +187,27 @@ describe('directed elections', () => {
     ]);
   });
 
+  it('an order that cannot win (a live voter has a longer log) is re-ordered at once, to that voter', () => {
+    const c = world();
+    const d1 = run(input(c, [live(N2, { last: 10 }), live(N3, { last: 12 })]));
+    expect(d1.memory.campaigns.get(G)).toEqual({ node: N3, term: 4, atMs: NOW });
+    // n3 campaigns and reports a log behind n2's (n2's last appends arrived after its report):
+    // n2 refuses it, and the old leader is silent, so no majority can grant it.
+    const hopeless = [live(N2, { last: 14 }), live(N3, { role: 'candidate', last: 12 })];
+    const d2 = run(input(c, at(NOW + 200, hopeless), { nowMs: NOW + 200, memory: d1.memory }));
+    expect(brief(d2).filter((a) => a.kind === 'campaign')).toEqual([
+      { kind: 'campaign', group: G, node: N2, minTerm: 5, reason: 'leader-missed-heartbeats' },
+    ]);
+    // Equal logs: n2 may still grant once its stickiness is over, so the order stands.
+    const waiting = [live(N2, { last: 12 }), live(N3, { role: 'candidate', last: 12 })];
+    const d3 = run(input(c, at(NOW + 200, waiting), { nowMs: NOW + 200, memory: d1.memory }));
+    expect(brief(d3).filter((a) => a.kind === 'campaign')).toEqual([]);
+    // And the new order (n2, the longest log) is not re-ordered back while it campaigns.
+    const back = [live(N2, { role: 'candidate', last: 14 }), live(N3, { last: 12 })];
+    const d4 = run(input(c, at(NOW + 400, back), { nowMs: NOW + 400, memory: d2.memory }));
+    expect(brief(d4).filter((a) => a.kind === 'campaign')).toEqual([]);
+  });
+
   it('the order is forgotten once a leader at that term shows up', () => {
     const c = world();
     const d1 = run(input(c, [live(N2, { last: 10 }), live(N3, { last: 12 })]));
