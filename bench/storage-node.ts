@@ -4,81 +4,28 @@
  * concurrent kv.put (100-byte values) then kv.get, for a few seconds each.
  *   npx tsx bench/storage-node.ts [seconds=3]
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { groupId, type NodeId, nodeId, shardId, tableId, term } from '../src/lib/ids.js';
-import { createLogger } from '../src/lib/log.js';
-import { StorageNode } from '../src/storage/node.js';
+import { groupId, type NodeId, nodeId, shardId, tableId } from '../src/lib/ids.js';
 import * as rpc from '../src/storage/rpc.js';
 import { StorageKind } from '../src/storage/rpc.js';
-import { Transport } from '../src/transport/index.js';
+import { StorageGroup } from '../test/storage/group-harness.js';
 
 const seconds = Number(process.argv[2] ?? 3);
 const G = groupId(1);
 const S = shardId(1);
 const ids = [nodeId(16), nodeId(17), nodeId(18)];
-const quiet = createLogger('storage', { level: 'error' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
-  const root = await mkdtemp(path.join(tmpdir(), 'tessera-bench-storage-'));
-  const secret = new Uint8Array(randomBytes(32));
-  const nodes: StorageNode[] = [];
-  for (const id of ids)
-    nodes.push(
-      await StorageNode.start({
-        dir: path.join(root, `n${id}`),
-        listen: { host: '127.0.0.1', port: 0 },
-        secret,
-        mm: new Map(),
-        nodeId: id,
-        logger: quiet,
-      }),
-    );
-  const mm = await Transport.start({ self: { nodeId: nodeId(1), role: 'metadata' }, secret });
-  const client = await Transport.start({ self: { nodeId: nodeId(40), role: 'request' }, secret });
-  const addresses = nodes.map((n) => ({ node: n.id, address: n.address }));
-  for (const a of addresses) {
-    const [host, port] = a.address.split(':');
-    mm.setPeer(a.node, { host: host as string, port: Number(port) });
-    client.setPeer(a.node, { host: host as string, port: Number(port) });
-  }
-  const hostGroup = rpc.encodeCtlHostGroup({
-    group: G,
-    membership: { voters: ids, learners: [] },
-    addresses,
-    mode: 'directed',
-  });
-  for (const id of ids) await mm.request(id, StorageKind.ctlHostGroup, hostGroup);
-  await mm.request(
-    ids[0] as NodeId,
-    StorageKind.ctlCampaign,
-    rpc.encodeCtlCampaign({ group: G, minTerm: term(1) }),
-  );
-  let leader: NodeId | undefined;
-  while (leader === undefined) {
-    await sleep(50);
-    leader = nodes.find((n) => n.host.status(G)?.role === 'leader')?.id;
-  }
-  const entry = {
-    type: 'assignShard' as const,
-    shard: S,
-    table: tableId(1),
-    engine: 'lsm' as const,
-    start: new Uint8Array(0),
-    end: new Uint8Array(0),
-    epoch: 1,
-    catalogVersion: 1,
-  };
-  await mm.request(leader, StorageKind.ctlPropose, rpc.encodeCtlPropose({ group: G, entry }));
+  const g = await StorageGroup.start({ group: G, ids, tmpPrefix: 'tessera-bench-storage-' });
+  const client = g.rm;
+  await g.campaign(ids[0] as NodeId);
+  const leader = await g.waitForLeader();
+  await g.assignShard(leader, { shard: S, table: tableId(1), engine: 'lsm', catalogVersion: 1 });
   const target = { group: G, shard: S, epoch: 1, catalogVersion: 1, deadlineMs: 5000 };
   const value = new Uint8Array(100).fill(120);
   let n = 0;
   const put = () =>
     client.request(
-      leader as NodeId,
+      leader,
       StorageKind.kvPut,
       rpc.encodeKvPut({
         ...target,
@@ -90,7 +37,7 @@ async function main(): Promise<void> {
     );
   const get = () =>
     client.request(
-      leader as NodeId,
+      leader,
       StorageKind.kvGet,
       rpc.encodeKvGet({ ...target, key: new TextEncoder().encode(`k${Math.floor(Math.random() * 10_000)}`) }),
     );
@@ -135,10 +82,7 @@ async function main(): Promise<void> {
         ['get', 64],
       ];
   for (const [name, c] of plan) await run(name, name === 'put' ? put : get, c);
-  await client.close();
-  await mm.close();
-  for (const node of nodes) await node.close();
-  await rm(root, { recursive: true, force: true });
+  await g.close();
 }
 
 void main();

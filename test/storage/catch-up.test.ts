@@ -3,19 +3,14 @@
  * key-value state machine (engine snapshots of both instances + registry + dedup), streamed by the
  * host, and then has exactly the leader's data. The restarted node finds its peers in peers.json.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm as removeDir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { groupId, type NodeId, nodeId, shardId, tableId, term } from '../../src/lib/ids.js';
-import { createLogger } from '../../src/lib/log.js';
+import { groupId, type NodeId, nodeId, shardId, tableId } from '../../src/lib/ids.js';
 import type { KvStateMachine } from '../../src/storage/kv-sm.js';
-import { StorageNode } from '../../src/storage/node.js';
+import type { StorageNode } from '../../src/storage/node.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
-import { Transport } from '../../src/transport/index.js';
 import { hex } from '../statemachine/helpers.js';
+import { StorageGroup } from './group-harness.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,72 +43,32 @@ async function dump(n: StorageNode): Promise<string[]> {
 }
 
 describe('follower catch-up by snapshot', () => {
-  const secret = new Uint8Array(randomBytes(32));
-  const quiet = createLogger('storage', { level: 'error' });
-  const nodes = new Map<NodeId, StorageNode>();
-  const transports: Transport[] = [];
-  let root = '';
+  let group: StorageGroup | undefined;
   afterAll(async () => {
-    for (const t of transports) await t.close();
-    for (const n of nodes.values()) await n.close();
-    if (root) await removeDir(root, { recursive: true, force: true });
+    await group?.close();
   });
 
-  const start = (id: NodeId, port = 0) =>
-    StorageNode.start({
-      dir: path.join(root, `n${id}`),
-      listen: { host: '127.0.0.1', port },
-      secret,
-      mm: new Map(),
-      nodeId: id,
-      timing,
-      logger: quiet,
-      checkpointEntries: 20,
-      compactionMarginEntries: 0,
-    });
-
   it('installs the leader snapshot and ends with the same data', async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'tessera-catchup-'));
-    for (const id of ids) nodes.set(id, await start(id));
-    const mm = await Transport.start({ self: { nodeId: nodeId(1), role: 'metadata' }, secret });
-    const rm = await Transport.start({ self: { nodeId: nodeId(40), role: 'request' }, secret });
-    transports.push(mm, rm);
-    const addresses = ids.map((id) => ({ node: id, address: (nodes.get(id) as StorageNode).address }));
-    for (const a of addresses) {
-      const [host, port] = a.address.split(':');
-      mm.setPeer(a.node, { host: host as string, port: Number(port) });
-      rm.setPeer(a.node, { host: host as string, port: Number(port) });
-    }
-    const order = rpc.encodeCtlHostGroup({
+    const g = await StorageGroup.start({
       group: G,
-      membership: { voters: ids, learners: [] },
-      addresses,
-      mode: 'directed',
+      ids,
+      tmpPrefix: 'tessera-catchup-',
+      node: { timing, checkpointEntries: 20, compactionMarginEntries: 0 },
     });
-    for (const id of ids) await mm.request(id, StorageKind.ctlHostGroup, order);
-    await mm.request(
-      ids[0] as NodeId,
-      StorageKind.ctlCampaign,
-      rpc.encodeCtlCampaign({ group: G, minTerm: term(1) }),
-    );
-    const leader = await until('a leader', () =>
-      ids.find((id) => nodes.get(id)?.host.status(G)?.role === 'leader'),
-    );
+    group = g;
+    const { rm } = g;
+    await g.campaign(ids[0] as NodeId);
+    const leader = await g.waitForLeader();
     for (const [shard, engine] of [
       [1, 'btree'],
       [2, 'lsm'],
     ] as const) {
-      const entry = {
-        type: 'assignShard' as const,
+      await g.assignShard(leader, {
         shard: shardId(shard),
         table: tableId(shard),
         engine,
-        start: new Uint8Array(0),
-        end: new Uint8Array(0),
-        epoch: 1,
         catalogVersion: 1,
-      };
-      await mm.request(leader, StorageKind.ctlPropose, rpc.encodeCtlPropose({ group: G, entry }));
+      });
     }
     const put = (shard: number, key: string, number: number) =>
       rm.request(
@@ -135,21 +90,17 @@ describe('follower catch-up by snapshot', () => {
 
     // Stop a follower; write enough that the leader compacts past it.
     const down = ids.find((id) => id !== leader) as NodeId;
-    const downNode = nodes.get(down) as StorageNode;
-    const port = Number(downNode.address.split(':')[1]);
-    await downNode.close();
-    nodes.delete(down);
+    const port = await g.stopNode(down);
     await Promise.all(
       Array.from({ length: 120 }, (_, i) => put(1 + (i % 2), `k${String(i).padStart(3, '0')}`, 2 + i)),
     );
-    const leaderNode = nodes.get(leader) as StorageNode;
+    const leaderNode = g.node(leader);
     await leaderNode.host.checkpoint(G);
     const status = leaderNode.host.status(G);
     expect(status?.firstIndex).toBeGreaterThan(10);
 
     // Restart it on the same address: it learns its peers from peers.json, gets a snapshot.
-    const back = await start(down, port);
-    nodes.set(down, back);
+    const back = await g.startNode(down, port);
     const want = await dump(leaderNode);
     expect(want.length).toBe(121);
     await until('the snapshot installed', async () =>

@@ -3,18 +3,14 @@
  * transport with role 'metadata' sending ctl.*) and a fake request manager (role 'request').
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm as removeDir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
 import { keyspaceId } from '../../src/engine/types.js';
-import { createLogger } from '../../src/lib/log.js';
 import { groupId, type NodeId, nodeId, type Seq, shardId, tableId, term } from '../../src/lib/ids.js';
-import { StorageNode } from '../../src/storage/node.js';
+import type { StorageNode } from '../../src/storage/node.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
 import { Transport } from '../../src/transport/index.js';
+import { failure, StorageGroup } from './group-harness.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -25,20 +21,9 @@ const ids = [nodeId(16), nodeId(17), nodeId(18)];
 // Generous: the 3 nodes share one event loop with the test, on a busy 2-core machine.
 const timing = { heartbeatIntervalMs: 100, electionTimeoutMs: 1500, leaseDriftMarginMs: 200 };
 
-async function failure(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
-
 describe('storage nodes: a group of 3 over the RPC', () => {
-  const secret = new Uint8Array(randomBytes(32));
-  let root: string;
-  const nodes = new Map<NodeId, StorageNode>();
+  let group: StorageGroup | undefined;
+  let nodes: Map<NodeId, StorageNode>;
   let mm: Transport;
   let rm: Transport;
   let leader: NodeId;
@@ -71,7 +56,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
       .request(to, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc(key) }))
       .then(rpc.decodeKvGetResult);
   const ctl = (to: NodeId, kind: number, payload: Uint8Array) =>
-    mm.request(to, kind, payload, { timeoutMs: 5000 });
+    (group as StorageGroup).ctl(to, kind, payload);
   const status = async (to: NodeId) =>
     rpc.decodeCtlStatusResult(await ctl(to, StorageKind.ctlStatus, rpc.encodeEmpty()));
 
@@ -91,57 +76,20 @@ describe('storage nodes: a group of 3 over the RPC', () => {
   }
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'tessera-storage-'));
-    for (const id of ids) {
-      const n = await StorageNode.start({
-        dir: path.join(root, `n${id}`),
-        listen: { host: '127.0.0.1', port: 0 },
-        secret,
-        mm: new Map(),
-        nodeId: id,
-        timing,
-        logger: createLogger('storage', { level: 'error' }),
-        diskProbe: async () => !diskFull,
-      });
-      nodes.set(id, n);
-    }
-    mm = await Transport.start({ self: { nodeId: nodeId(1), role: 'metadata' }, secret });
-    rm = await Transport.start({ self: { nodeId: nodeId(40), role: 'request' }, secret });
-    const addresses = ids.map((id) => ({ node: id, address: (nodes.get(id) as StorageNode).address }));
-    for (const a of addresses) {
-      const [host, port] = a.address.split(':');
-      mm.setPeer(a.node, { host: host as string, port: Number(port) });
-      rm.setPeer(a.node, { host: host as string, port: Number(port) });
-    }
-    const hostGroup = rpc.encodeCtlHostGroup({
+    const g = await StorageGroup.start({
       group: G,
-      membership: { voters: ids, learners: [] },
-      addresses,
-      mode: 'directed',
+      ids,
+      tmpPrefix: 'tessera-storage-',
+      node: { timing, diskProbe: async () => !diskFull },
     });
-    for (const id of ids) await ctl(id, StorageKind.ctlHostGroup, hostGroup);
+    group = g;
+    ({ nodes, mm, rm } = g);
     leader = await elect(ids);
-    const assign = rpc.encodeCtlPropose({
-      group: G,
-      entry: {
-        type: 'assignShard',
-        shard: S,
-        table: tableId(3),
-        engine: 'lsm',
-        start: new Uint8Array(0),
-        end: new Uint8Array(0),
-        epoch: 1,
-        catalogVersion: 3,
-      },
-    });
-    rpc.decodeIndexResult(await ctl(leader, StorageKind.ctlPropose, assign));
+    await g.assignShard(leader, { shard: S, table: tableId(3), engine: 'lsm', catalogVersion: 3 });
   }, 30_000);
 
   afterAll(async () => {
-    await mm?.close();
-    await rm?.close();
-    for (const n of nodes.values()) await n.close();
-    if (root) await removeDir(root, { recursive: true, force: true });
+    await group?.close();
   });
 
   beforeEach(async () => {
@@ -301,20 +249,12 @@ describe('storage nodes: a group of 3 over the RPC', () => {
 
   it('dropTable through the group deletes the table on every replica', async () => {
     const t2 = { group: G, shard: shardId(7), epoch: 1, catalogVersion: 4, deadlineMs: 2000 };
-    const assign = rpc.encodeCtlPropose({
-      group: G,
-      entry: {
-        type: 'assignShard',
-        shard: t2.shard,
-        table: tableId(9),
-        engine: 'btree',
-        start: new Uint8Array(0),
-        end: new Uint8Array(0),
-        epoch: 1,
-        catalogVersion: 4,
-      },
+    await group?.assignShard(leader, {
+      shard: t2.shard,
+      table: tableId(9),
+      engine: 'btree',
+      catalogVersion: 4,
     });
-    await ctl(leader, StorageKind.ctlPropose, assign);
     const w = rpc.encodeKvPut({
       ...t2,
       key: enc('doomed'),
@@ -340,9 +280,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
   });
 
   it('after the leader stops, another replica campaigns and serves the acknowledged data', async () => {
-    const old = nodes.get(leader) as StorageNode;
-    await old.close();
-    nodes.delete(leader);
+    await group?.stopNode(leader);
     const rest = ids.filter((id) => id !== leader);
     leader = await elect(rest);
     expect(dec((await get(leader, 'apple')).value as Uint8Array)).toBe('red');

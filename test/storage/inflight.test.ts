@@ -3,91 +3,38 @@
  * followers holds a write uncommitted; a second request past the bound is refused at once with
  * TOO_MANY_REQUESTS; when the leader steps down the held write answers OUTCOME_UNKNOWN or NOT_LEADER.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm as removeDir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
-import { groupId, type NodeId, nodeId, shardId, tableId, term } from '../../src/lib/ids.js';
-import { createLogger } from '../../src/lib/log.js';
-import { StorageNode } from '../../src/storage/node.js';
+import { groupId, type NodeId, nodeId, shardId, tableId } from '../../src/lib/ids.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
-import { Transport } from '../../src/transport/index.js';
+import { failure, StorageGroup } from './group-harness.js';
 
 const G = groupId(1);
 const ids = [nodeId(16), nodeId(17), nodeId(18)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function failure(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
-
 describe('in-flight bound', () => {
-  const secret = new Uint8Array(randomBytes(32));
-  const nodes = new Map<NodeId, StorageNode>();
-  const transports: Transport[] = [];
-  let root = '';
+  let group: StorageGroup | undefined;
   afterAll(async () => {
-    for (const t of transports) await t.close();
-    for (const n of nodes.values()) await n.close();
-    if (root) await removeDir(root, { recursive: true, force: true });
+    await group?.close();
   });
 
   it('refuses past the bound; a write held by a leader without quorum ends without a guess', async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'tessera-inflight-'));
-    for (const id of ids) {
-      nodes.set(
-        id,
-        await StorageNode.start({
-          dir: path.join(root, `n${id}`),
-          listen: { host: '127.0.0.1', port: 0 },
-          secret,
-          mm: new Map(),
-          nodeId: id,
-          timing: { heartbeatIntervalMs: 50, electionTimeoutMs: 1000, leaseDriftMarginMs: 100 },
-          logger: createLogger('storage', { level: 'error' }),
-          inflightMax: 1,
-        }),
-      );
-    }
-    const mm = await Transport.start({ self: { nodeId: nodeId(1), role: 'metadata' }, secret });
-    const rm = await Transport.start({ self: { nodeId: nodeId(40), role: 'request' }, secret });
-    transports.push(mm, rm);
-    const addresses = ids.map((id) => ({ node: id, address: (nodes.get(id) as StorageNode).address }));
-    for (const a of addresses) {
-      const [host, port] = a.address.split(':');
-      mm.setPeer(a.node, { host: host as string, port: Number(port) });
-      rm.setPeer(a.node, { host: host as string, port: Number(port) });
-    }
-    const order = rpc.encodeCtlHostGroup({
+    const g = await StorageGroup.start({
       group: G,
-      membership: { voters: ids, learners: [] },
-      addresses,
-      mode: 'directed',
+      ids,
+      tmpPrefix: 'tessera-inflight-',
+      node: {
+        timing: { heartbeatIntervalMs: 50, electionTimeoutMs: 1000, leaseDriftMarginMs: 100 },
+        inflightMax: 1,
+      },
     });
-    for (const id of ids) await mm.request(id, StorageKind.ctlHostGroup, order);
+    group = g;
+    const { rm } = g;
     const leader = ids[0] as NodeId;
-    await mm.request(leader, StorageKind.ctlCampaign, rpc.encodeCtlCampaign({ group: G, minTerm: term(1) }));
-    while (nodes.get(leader)?.host.status(G)?.role !== 'leader') await sleep(20);
-    const entry = {
-      type: 'assignShard' as const,
-      shard: shardId(1),
-      table: tableId(1),
-      engine: 'lsm' as const,
-      start: new Uint8Array(0),
-      end: new Uint8Array(0),
-      epoch: 1,
-      catalogVersion: 1,
-    };
-    await mm.request(leader, StorageKind.ctlPropose, rpc.encodeCtlPropose({ group: G, entry }));
+    await g.campaign(leader);
+    while (g.node(leader).host.status(G)?.role !== 'leader') await sleep(20);
+    await g.assignShard(leader, { shard: shardId(1), table: tableId(1), engine: 'lsm', catalogVersion: 1 });
     const put = (n: number) =>
       rm.request(
         leader,
@@ -107,8 +54,7 @@ describe('in-flight bound', () => {
       );
     await put(1); // the group works
     for (const id of ids.slice(1)) {
-      await nodes.get(id)?.close();
-      nodes.delete(id);
+      await g.stopNode(id);
     }
     const held = failure(put(2));
     await sleep(30);
