@@ -2,12 +2,13 @@
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../../src/client/client.js';
-import { isTesseraError, TesseraError } from '../../src/lib/errors.js';
+import { TesseraError } from '../../src/lib/errors.js';
 import { Registry } from '../../src/lib/metrics.js';
 import type { RequestId } from '../../src/request/backend.js';
 import { type RunningServer, startHttpServer } from '../../src/request/http.js';
 import { makeTokens, quietLogger, type Tokens } from '../request/fixture.js';
 import { MemoryBackend } from '../request/memory-backend.js';
+import { rejection } from '../support/rejection.js';
 
 let backend: MemoryBackend;
 let server: RunningServer;
@@ -31,16 +32,6 @@ afterEach(async () => {
   await server.close();
 });
 
-async function thrown(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a TesseraError');
-}
-
 const retryNow = (code: 'UNAVAILABLE' | 'TOO_MANY_REQUESTS') =>
   new TesseraError(code, 'try again', { retryAfterSeconds: 0 });
 
@@ -53,24 +44,24 @@ describe('client', () => {
     expect((await c.describeTable('t')).shards).toHaveLength(2);
     const { seq } = await c.put('t', 'a', '1');
     expect((await c.put('t', 'a', '2', { ifMatch: seq })).seq > seq).toBe(true);
-    expect((await thrown(c.put('t', 'a', '3', { ifMatch: seq }))).code).toBe('CONDITION_FAILED');
-    expect((await thrown(c.put('t', 'a', '3', { ifNoneMatch: true }))).code).toBe('CONDITION_FAILED');
+    expect((await rejection(c.put('t', 'a', '3', { ifMatch: seq }))).code).toBe('CONDITION_FAILED');
+    expect((await rejection(c.put('t', 'a', '3', { ifNoneMatch: true }))).code).toBe('CONDITION_FAILED');
     for (const k of ['b', 'c', 'n', 'o']) await c.put('t', k, k);
     const all: string[] = [];
     for await (const it of c.scanAll('t', { limit: 2 })) all.push(it.keyText);
     expect(all).toEqual(['a', 'b', 'c', 'n', 'o']);
     expect(Buffer.from((await c.get('t', 'a'))!.value).toString()).toBe('2');
     expect(await c.get('t', 'zz')).toBeNull();
-    expect((await thrown(c.get('nope', 'a'))).code).toBe('TABLE_NOT_FOUND');
+    expect((await rejection(c.get('nope', 'a'))).code).toBe('TABLE_NOT_FOUND');
     await c.delete('t', 'a');
-    expect((await thrown(c.delete('t', 'a'))).code).toBe('KEY_NOT_FOUND');
+    expect((await rejection(c.delete('t', 'a'))).code).toBe('KEY_NOT_FOUND');
     expect((await c.cluster()).groups[0]!.term).toBe(7);
     const tok = await c.createToken({ role: 'read-only', table: 't' });
     expect((await c.listTokens()).some((t) => t.id === tok.id)).toBe(true);
     const ro = client({ token: tok.token });
-    expect((await thrown(ro.put('t', 'x', 'y'))).code).toBe('FORBIDDEN');
+    expect((await rejection(ro.put('t', 'x', 'y'))).code).toBe('FORBIDDEN');
     await c.revokeToken(tok.id);
-    expect((await thrown(ro.get('t', 'b'))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(ro.get('t', 'b'))).code).toBe('UNAUTHORIZED');
     const backup = await c.backupMetadata();
     await c.dropTable('t');
     await c.restoreMetadata(backup);
@@ -106,7 +97,7 @@ describe('client', () => {
     await c.createTable('t');
     for (let i = 0; i < 1000; i++)
       backend.failures.push(new TesseraError('UNAVAILABLE', 'no leader', { retryAfterSeconds: 0 }));
-    const e = await thrown(c.get('t', 'k'));
+    const e = await rejection(c.get('t', 'k'));
     expect(e.code).toBe('UNAVAILABLE');
     expect(e.message).toBe('no leader');
     expect(backend.calls).toBeGreaterThan(2);
@@ -115,7 +106,7 @@ describe('client', () => {
   it('does not retry errors that are answers (404, 412)', async () => {
     const c = client();
     const before = backend.calls;
-    expect((await thrown(c.describeTable('nope'))).code).toBe('TABLE_NOT_FOUND');
+    expect((await rejection(c.describeTable('nope'))).code).toBe('TABLE_NOT_FOUND');
     expect(backend.calls - before).toBe(1);
   });
 
@@ -126,7 +117,7 @@ describe('client', () => {
     await new Promise((r) => spare.close(r));
     const c = new TesseraClient({ url: `http://127.0.0.1:${port}`, deadlineMs: 200 });
     clients.push(c);
-    const e = await thrown(c.listTables());
+    const e = await rejection(c.listTables());
     expect(e.code).toBe('UNAVAILABLE');
     expect(e.message).toContain('ECONNREFUSED');
   });

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../../src/client/client.js';
-import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
+import { rejection } from '../support/rejection.js';
 
 let server: http.Server | undefined;
 let client: TesseraClient | undefined;
@@ -16,16 +16,6 @@ afterEach(async () => {
   await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
   server = undefined;
 });
-
-async function thrown(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a TesseraError');
-}
 
 /** A server that reads the first request and drops the connection, then answers 503 to the rest. */
 async function flakyServer(): Promise<{ url: string; ids: string[] }> {
@@ -51,7 +41,7 @@ describe('client review: deadline of a write that may have been delivered', () =
   it('answers OUTCOME_UNKNOWN (not UNAVAILABLE) after a lost answer then 503s, with one request id', async () => {
     const { url, ids } = await flakyServer();
     client = new TesseraClient({ url, deadlineMs: 400 });
-    const e = await thrown(client.put('t', 'k', 'v'));
+    const e = await rejection(client.put('t', 'k', 'v'));
     expect(ids.length).toBeGreaterThan(1);
     expect(new Set(ids).size).toBe(1);
     expect(e.code).toBe('OUTCOME_UNKNOWN');
@@ -60,7 +50,7 @@ describe('client review: deadline of a write that may have been delivered', () =
   it('a read in the same situation keeps its last error', async () => {
     const { url } = await flakyServer();
     client = new TesseraClient({ url, deadlineMs: 400 });
-    const e = await thrown(client.get('t', 'k'));
+    const e = await rejection(client.get('t', 'k'));
     expect(e.code).toBe('UNAVAILABLE');
   });
 });

@@ -10,6 +10,7 @@ import { limits } from '../../src/lib/limits.js';
 import { mmGroup } from '../../src/metadata/node.js';
 import { decodeMmResponse, encodeMm, MmKind } from '../../src/metadata/rpc.js';
 import { MmCluster, waitFor } from './mm-harness.js';
+import { rejection } from '../support/rejection.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -18,16 +19,6 @@ afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
 });
-
-async function rejection(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('metadata nodes', () => {
   it('elect one leader; catalog changes replicate to every node; followers answer NOT_LEADER with a hint', async () => {

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toHex } from '../../src/lib/bytes.js';
-import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
 import { nodeId } from '../../src/lib/ids.js';
 import { MmClient } from '../../src/metadata/client.js';
 import type { RequestId, WriteOptions } from '../../src/request/backend.js';
 import { ClusterBackend } from '../../src/request/cluster-backend.js';
 import { rpcClientId } from '../../src/request/router.js';
 import { FakeCluster, quietLog } from './fake-cluster.js';
+import { rejection } from '../support/rejection.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -15,16 +15,6 @@ const w = (requestId?: RequestId): WriteOptions => ({
   condition: { kind: 'none' },
   requestId: requestId ?? { clientId: 'test', n: ++counter },
 });
-
-async function caught(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a TesseraError');
-}
 
 describe('ClusterBackend over a fake cluster', () => {
   let c: FakeCluster;
@@ -68,8 +58,8 @@ describe('ClusterBackend over a fake cluster', () => {
     expect(got && toHex(got.seq)).toBe(toHex(seq));
     await backend.delete('t1', key, w());
     expect(await backend.get('t1', key)).toBeNull();
-    expect((await caught(backend.delete('t1', key, w()))).code).toBe('KEY_NOT_FOUND');
-    expect((await caught(backend.get('nope', key))).code).toBe('TABLE_NOT_FOUND');
+    expect((await rejection(backend.delete('t1', key, w()))).code).toBe('KEY_NOT_FOUND');
+    expect((await rejection(backend.get('nope', key))).code).toBe('TABLE_NOT_FOUND');
     // Every kv call carried the shard epoch and our catalog version.
     const seen = c.node(16).seen;
     expect(seen.length).toBeGreaterThan(0);
@@ -119,7 +109,7 @@ describe('ClusterBackend over a fake cluster', () => {
     backend = await startBackend(400);
     await backend.createTable('t', 'btree');
     c.node(16).blackholeWrites = true;
-    const e = await caught(backend.put('t', enc('k'), enc('v'), w()));
+    const e = await rejection(backend.put('t', enc('k'), enc('v'), w()));
     expect(e.code).toBe('OUTCOME_UNKNOWN');
     expect(e.status).toBe(504);
   });
@@ -129,11 +119,11 @@ describe('ClusterBackend over a fake cluster', () => {
     backend = await startBackend(120_000);
     await backend.createTable('t', 'btree');
     c.node(16).leaderOf.delete(1);
-    const e = await caught(backend.put('t', enc('k'), enc('v'), w()));
+    const e = await rejection(backend.put('t', enc('k'), enc('v'), w()));
     expect(e.code).toBe('UNAVAILABLE');
     expect(e.detail?.retryAfterSeconds).toBeGreaterThan(0);
     // Reads too, and nothing was written.
-    expect((await caught(backend.get('t', enc('k')))).code).toBe('UNAVAILABLE');
+    expect((await rejection(backend.get('t', enc('k')))).code).toBe('UNAVAILABLE');
     expect(c.data.size).toBe(0);
   }, 20_000);
 
@@ -230,6 +220,6 @@ describe('ClusterBackend over a fake cluster', () => {
     expect((await backend.listTokens()).map((t) => t.id)).toEqual(['0000000000000001']);
     await backend.revokeToken('0000000000000001');
     expect(await backend.verifyToken(hash)).toBeNull();
-    expect((await caught(backend.revokeToken('0000000000000001'))).code).toBe('TOKEN_NOT_FOUND');
+    expect((await rejection(backend.revokeToken('0000000000000001'))).code).toBe('TOKEN_NOT_FOUND');
   });
 });

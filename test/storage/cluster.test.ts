@@ -10,7 +10,8 @@ import type { StorageNode } from '../../src/storage/node.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
 import { Transport } from '../../src/transport/index.js';
-import { failure, StorageGroup } from './group-harness.js';
+import { rejection } from '../support/rejection.js';
+import { StorageGroup } from './group-harness.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -111,7 +112,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
 
   it('conditions, deletes and scans', async () => {
     const v1 = await put(leader, 'k1', 'one');
-    const e = await failure(put(leader, 'k1', 'x', { cond: { type: 'ifNoneMatch' } }));
+    const e = await rejection(put(leader, 'k1', 'x', { cond: { type: 'ifNoneMatch' } }));
     expect(e.code).toBe('CONDITION_FAILED');
     expect(e.detail?.currentSeq).toBe(Buffer.from(v1.seq).toString('hex'));
     await put(leader, 'k1', 'two', { cond: { type: 'ifMatch', seq: v1.seq } });
@@ -130,7 +131,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
       condition: { type: 'none' },
       request: { client, number: ++reqNo },
     });
-    expect((await failure(rm.request(leader, StorageKind.kvDelete, again))).code).toBe('KEY_NOT_FOUND');
+    expect((await rejection(rm.request(leader, StorageKind.kvDelete, again))).code).toBe('KEY_NOT_FOUND');
     const scan = (start: string, limit: number) =>
       rm
         .request(
@@ -169,24 +170,24 @@ describe('storage nodes: a group of 3 over the RPC', () => {
 
   it('a follower answers NOT_LEADER with a hint of the leader and its address', async () => {
     const follower = ids.find((id) => id !== leader) as NodeId;
-    const e = await failure(get(follower, 'apple'));
+    const e = await rejection(get(follower, 'apple'));
     expect(e.code).toBe('NOT_LEADER');
     expect(e.detail?.leader).toBe(leader);
     expect(e.detail?.address).toBe((nodes.get(leader) as StorageNode).address);
-    expect((await failure(put(follower, 'x', 'y'))).code).toBe('NOT_LEADER');
+    expect((await rejection(put(follower, 'x', 'y'))).code).toBe('NOT_LEADER');
   });
 
   it('a wrong epoch answers STALE_SHARD and writes nothing', async () => {
-    const e = await failure(put(leader, 'stale', 'v', { epoch: 2 }));
+    const e = await rejection(put(leader, 'stale', 'v', { epoch: 2 }));
     expect(e.code).toBe('STALE_SHARD');
     expect(e.detail?.epoch).toBe(1);
     expect(await get(leader, 'stale')).toEqual({ value: null, seq: null });
     const other = { ...target(), shard: shardId(6), key: enc('a') };
-    expect((await failure(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(other)))).code).toBe(
+    expect((await rejection(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(other)))).code).toBe(
       'STALE_SHARD',
     );
     const old = { ...target(), catalogVersion: 2, key: enc('a') };
-    expect((await failure(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(old)))).code).toBe(
+    expect((await rejection(rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet(old)))).code).toBe(
       'BAD_REQUEST_MANAGER',
     );
   });
@@ -200,7 +201,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
     try {
       const [host, port] = (nodes.get(leader) as StorageNode).address.split(':');
       stranger.setPeer(leader, { host: host as string, port: Number(port) });
-      const e = await failure(
+      const e = await rejection(
         stranger.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc('apple') }), {
           timeoutMs: 500,
         }),
@@ -209,11 +210,11 @@ describe('storage nodes: a group of 3 over the RPC', () => {
     } finally {
       await stranger.close();
     }
-    const asStorage = await failure(
+    const asStorage = await rejection(
       mm.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...target(), key: enc('apple') })),
     );
     expect(asStorage.code).toBe('BAD_REQUEST_MANAGER');
-    const ctlFromRm = await failure(
+    const ctlFromRm = await rejection(
       rm.request(leader, StorageKind.ctlDropGroup, rpc.encodeCtlGroup({ group: G })),
     );
     expect(ctlFromRm.code).toBe('FORBIDDEN');
@@ -239,7 +240,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
       await ctl(leader, StorageKind.ctlCheck, rpc.encodeCtlGroup({ group: G })),
     );
     expect(check.diskOk).toBe(false);
-    expect((await failure(put(leader, 'full', 'x'))).code).toBe('DISK_FULL');
+    expect((await rejection(put(leader, 'full', 'x'))).code).toBe('DISK_FULL');
     expect(dec((await get(leader, 'apple')).value as Uint8Array)).toBe('red');
     diskFull = false;
     await (nodes.get(leader) as StorageNode).probeDisk();
@@ -265,7 +266,7 @@ describe('storage nodes: a group of 3 over the RPC', () => {
     await rm.request(leader, StorageKind.kvPut, w);
     const drop = rpc.encodeCtlPropose({ group: G, entry: { type: 'dropTable', table: tableId(9) } });
     const { index } = rpc.decodeIndexResult(await ctl(leader, StorageKind.ctlPropose, drop));
-    const e = await failure(
+    const e = await rejection(
       rm.request(leader, StorageKind.kvGet, rpc.encodeKvGet({ ...t2, key: enc('doomed') })),
     );
     expect(e.code).toBe('TABLE_NOT_FOUND');

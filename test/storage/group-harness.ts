@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { EngineKind } from '../../src/engine/types.js';
 import { type GroupId, type NodeId, nodeId, type ShardId, type TableId, term } from '../../src/lib/ids.js';
-import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
 import { createLogger } from '../../src/lib/log.js';
 import { StorageNode, type StorageNodeOptions } from '../../src/storage/node.js';
 import * as rpc from '../../src/storage/rpc.js';
@@ -25,17 +24,6 @@ export interface StorageGroupOptions {
   /** Prefix of the temporary root directory (one sub-directory per node). */
   readonly tmpPrefix: string;
   readonly node?: GroupNodeOptions;
-}
-
-/** The TesseraError `p` rejects with; throws if it resolves or rejects with anything else. */
-export async function failure(p: Promise<unknown>): Promise<TesseraError> {
-  try {
-    await p;
-  } catch (e) {
-    if (isTesseraError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a failure');
 }
 
 export class StorageGroup {

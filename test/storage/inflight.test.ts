@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { groupId, type NodeId, nodeId, shardId, tableId } from '../../src/lib/ids.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
-import { failure, StorageGroup } from './group-harness.js';
+import { rejection } from '../support/rejection.js';
+import { StorageGroup } from './group-harness.js';
 
 const G = groupId(1);
 const ids = [nodeId(16), nodeId(17), nodeId(18)];
@@ -56,9 +57,9 @@ describe('in-flight bound', () => {
     for (const id of ids.slice(1)) {
       await g.stopNode(id);
     }
-    const held = failure(put(2));
+    const held = rejection(put(2));
     await sleep(30);
-    expect((await failure(put(3))).code).toBe('TOO_MANY_REQUESTS');
+    expect((await rejection(put(3))).code).toBe('TOO_MANY_REQUESTS');
     expect(['OUTCOME_UNKNOWN', 'NOT_LEADER']).toContain((await held).code);
   }, 30_000);
 });
