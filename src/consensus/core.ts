@@ -23,6 +23,7 @@ import { isVoter } from './quorum.js';
 import type { ReadTracker } from './read.js';
 import { newReadTracker, failAllReads } from './read.js';
 import type {
+  AppendRespMsg,
   ConsensusBug,
   ElectionMode,
   Entry,
@@ -212,6 +213,11 @@ export class Core {
 
   send(m: Message): void {
     this.msgs.push(m);
+  }
+
+  /** Our answer to an append, heartbeat or snapshot from `to`, at our current term. */
+  appendResp(to: NodeId, reject: boolean, index: LogIndex, hint: LogIndex): AppendRespMsg {
+    return { type: 'appendResp', group: this.group, from: this.id, to, term: this.term, reject, index, hint };
   }
 
   /** An answer that promises durability (append acks, votes): sent only after the Ready persisted. */

@@ -29,7 +29,6 @@ import {
 } from './replication.js';
 import { compact, handleSnapshot, metaAt, reportSnapshot } from './snapshot.js';
 import type {
-  AppendRespMsg,
   Message,
   MembershipChange,
   OpResult,
@@ -90,17 +89,7 @@ export class Replica {
       handleAppend(c, m);
     } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
       // Tell the stale leader about the newer term so it steps down.
-      const r: AppendRespMsg = {
-        type: 'appendResp',
-        group: c.group,
-        from: c.id,
-        to: m.from,
-        term: c.term,
-        reject: true,
-        index: 0 as LogIndex,
-        hint: c.log.lastIndex(),
-      };
-      c.send(r);
+      c.send(c.appendResp(m.from, true, 0 as LogIndex, c.log.lastIndex()));
     } else if (m.type === 'vote') {
       handleVote(c, m);
     }

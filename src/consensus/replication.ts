@@ -173,17 +173,7 @@ export function tickLeader(c: Core): void {
 // Follower side
 
 function reply(c: Core, m: AppendMsg | HeartbeatMsg, reject: boolean, index: number, hint: number): void {
-  const r: AppendRespMsg = {
-    type: 'appendResp',
-    group: c.group,
-    from: c.id,
-    to: m.from,
-    term: c.term,
-    reject,
-    index: index as LogIndex,
-    hint: hint as LogIndex,
-  };
-  c.sendAfterPersist(r);
+  c.sendAfterPersist(c.appendResp(m.from, reject, index as LogIndex, hint as LogIndex));
 }
 
 /** An append from the leader of our term (or, with the planted bug, from a stale one). */

@@ -7,7 +7,7 @@ import type { LogIndex, NodeId } from '../lib/ids.js';
 import type { Core } from './core.js';
 import { compactMembership, membershipAt, restoreMembership } from './membership.js';
 import type { Progress } from './progress.js';
-import type { AppendRespMsg, OpResult, SnapshotMeta, SnapshotMsg } from './types.js';
+import type { OpResult, SnapshotMeta, SnapshotMsg } from './types.js';
 
 /** The state machine's description at `index` (the snapshot point <= index <= last). */
 export function metaAt(c: Core, index: number): SnapshotMeta {
@@ -54,17 +54,7 @@ export function handleSnapshot(c: Core, m: SnapshotMsg): void {
     if (!c.bugs.has('no-new-leader-seq-observe')) c.seqr.observe(meta.highestSeq);
     c.snapshotToInstall = meta;
   }
-  const r: AppendRespMsg = {
-    type: 'appendResp',
-    group: c.group,
-    from: c.id,
-    to: m.from,
-    term: c.term,
-    reject: false,
-    index: index as LogIndex,
-    hint: 0 as LogIndex,
-  };
-  c.sendAfterPersist(r);
+  c.sendAfterPersist(c.appendResp(m.from, false, index as LogIndex, 0 as LogIndex));
 }
 
 /** The state machine holds `index` durably: drop the log up to it. */
