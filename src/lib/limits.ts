@@ -159,6 +159,10 @@ export const limits = {
   storeFlushRecordsMin: 4_096,
   /** Point reads coalesced into one engine call. */
   storeGetBatchMax: 10_000,
+  /** Log entries read per replay chunk (a put-only chunk is one engine transaction per instance). */
+  storeReplayChunkEntriesMax: 16_384,
+  /** Bytes read per replay chunk (at least one entry). */
+  storeReplayChunkBytesMax: 64 * 1024 * 1024,
 
   // Request manager cluster backend (src/request/router.ts, catalog-cache.ts)
   /**

@@ -25,8 +25,8 @@ import type {
   KeyspaceId,
   MetaWrite,
 } from '../engine/types.js';
-import type { Log } from '../log/log.js';
-import { type Command, decodeCommand } from './command.js';
+import type { Log, LogEntry } from '../log/log.js';
+import { type Command, decodeCommand, decodePutWrite, isPut } from './command.js';
 import { type MemRecord, Memtable, memId } from './memtable.js';
 
 export interface TableInfo {
@@ -214,14 +214,57 @@ export class GroupApplier {
       );
     }
     const start = this.appliedIndex + 1;
-    for (let i = start; i <= last; ) {
-      const hi = Math.min(last, i + 16_383);
-      const entries = await log.readEntries(this.group, i as LogIndex, hi as LogIndex, 64 * 1024 * 1024);
-      await this.apply(entries);
-      i += entries.length;
+    const read = (i: number): Promise<LogEntry[]> => {
+      const hi = Math.min(last, i + limits.storeReplayChunkEntriesMax - 1);
+      return log.readEntries(this.group, i as LogIndex, hi as LogIndex, limits.storeReplayChunkBytesMax);
+    };
+    // The next chunk is read (thread pool) while this one is written to the engines.
+    let next: Promise<LogEntry[]> | undefined = read(start);
+    while (next) {
+      const entries: LogEntry[] = await next;
+      const after: number = this.appliedIndex + entries.length + 1;
+      next = after <= last ? read(after) : undefined;
+      if (!(await this.replayDirect(entries))) await this.apply(entries);
     }
     await this.flushedUpTo();
     return last - start + 1;
+  }
+
+  /**
+   * Replays a chunk of put entries straight into the engines, one trusted-order batch per instance
+   * carrying its applied index (atomic with the data), without the memtable. False (nothing done)
+   * when the chunk holds another command (deletes decide KEY_NOT_FOUND from the stored state,
+   * catalog changes): the caller applies it the ordinary way.
+   */
+  private async replayDirect(entries: readonly CommittedEntry[]): Promise<boolean> {
+    if (entries.length === 0 || !entries.every((e) => isPut(e.payload))) return false;
+    if (this.mem.size > 0 || this.flushRunning) await this.drain(); // keep the log order
+    if (this.flushError) throw this.flushError;
+    const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
+    let seq = this.highSeq;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      assert(e.index === this.appliedIndex + 1 + k, `replay: entry ${e.index} out of order`);
+      const w = decodePutWrite(e.payload);
+      if (compareSeq(w.seq, seq) > 0) seq = w.seq;
+      const t = this.byKeyspace.get(w.keyspace);
+      // Unknown table: refused when it was applied (TABLE_NOT_FOUND); already in the engine: skip.
+      if (t !== undefined && e.index > this.engineApplied[t.engine]) writes[t.engine].push(w);
+    }
+    this.highSeq = seq;
+    const last = entries[entries.length - 1]!.index;
+    await Promise.all(
+      kinds.map(async (k) => {
+        if (writes[k].length === 0) return;
+        assert(writes[k].length <= limits.engineBatchWritesMax, 'replay chunk larger than an engine batch');
+        await this.engines[k].applyBatch(this.group, writes[k], last as LogIndex, seq, [], ordered);
+        this.engineApplied[k] = last;
+      }),
+    );
+    this.appliedIndex = last;
+    this.mem.activeLast = last;
+    this.flushedLast = last;
+    return true;
   }
 
   /** Applies committed entries appliedIndex+1.. in order; one outcome per entry. */

@@ -10,7 +10,7 @@
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { Seq } from '../lib/ids.js';
-import type { EngineKind, KeyspaceId } from '../engine/types.js';
+import type { EngineKind, EngineWrite, KeyspaceId } from '../engine/types.js';
 
 export const COMMAND_VERSION = 1;
 const SEQ = 16;
@@ -93,4 +93,23 @@ export function decodeCommand(p: Buffer): Command {
     return { op: 'dropTable', seq, keyspace: p.readUInt32BE(18) as KeyspaceId, engine, name };
   }
   throw bad(`op ${op}`);
+}
+
+/** Whether a payload is a put command (cheap peek; decodePutWrite checks the rest). */
+export function isPut(p: Buffer): boolean {
+  return p.length >= 24 && p[0] === COMMAND_VERSION && p[1] === opCode.put;
+}
+
+/** Decodes a put command straight into the engine write (views into the payload, one object). */
+export function decodePutWrite(p: Buffer): EngineWrite {
+  assert(isPut(p), 'decodePutWrite: not a put');
+  const keyLen = p.readUInt16BE(22);
+  if (24 + keyLen > p.length) throw bad('key length');
+  return {
+    type: 'put',
+    keyspace: p.readUInt32BE(2) as KeyspaceId,
+    seq: p.subarray(6, 22) as Uint8Array as Seq,
+    key: p.subarray(24, 24 + keyLen),
+    value: p.subarray(24 + keyLen),
+  };
 }
