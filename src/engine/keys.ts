@@ -192,3 +192,9 @@ export function decodeRoot(raw: Uint8Array): { version: number; kind: string } {
     kind: new TextDecoder().decode(raw.subarray(2, 2 + (raw[1] as number))),
   };
 }
+
+/** Checks a stored root record: this format version and this engine kind, or an operating error. */
+export function checkRoot(raw: Uint8Array, kind: string): void {
+  const r = decodeRoot(raw);
+  check(r.version === formatVersion && r.kind === kind, `unexpected root record ${r.kind} v${r.version}`);
+}

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
 import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
-import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
+import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
@@ -47,11 +47,7 @@ export class LevelEngine extends AbstractEngine {
     if (root === undefined) {
       await engine._write([{ key: rootKey, value: encodeRoot('lsm') }], true);
     } else {
-      const r = decodeRoot(root);
-      check(
-        r.version === formatVersion && r.kind === 'lsm',
-        `unexpected root record ${r.kind} v${r.version}`,
-      );
+      checkRoot(root, 'lsm');
     }
     return engine;
   }

@@ -11,7 +11,7 @@ import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../lib/assert.js';
 import { limits } from '../lib/limits.js';
 import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
-import { check, decodeRoot, encodeRoot, formatVersion, rootKey } from './keys.js';
+import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
 interface LmdbView extends ReadView {
@@ -67,11 +67,7 @@ export class LmdbEngine extends AbstractEngine {
     if (root === undefined) {
       await engine._write([{ key: rootKey, value: encodeRoot('btree') }], true);
     } else {
-      const r = decodeRoot(root);
-      check(
-        r.version === formatVersion && r.kind === 'btree',
-        `unexpected root record ${r.kind} v${r.version}`,
-      );
+      checkRoot(root, 'btree');
     }
     return engine;
   }
