@@ -3,7 +3,7 @@
  * primitives (_getRaw, _range, _write, _clearRange, ...). Everything that mutates goes through one
  * queue per instance, so the reconciler's read-then-write is atomic without locks in the engines.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
@@ -166,7 +166,12 @@ export abstract class AbstractEngine implements Engine {
   abstract _sync(): Promise<void>;
   abstract _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void>;
   abstract _close(): Promise<void>;
-  abstract _destroy(): Promise<void>;
+
+  /** Removes the engine's directory (after _close). */
+  async _destroy(): Promise<void> {
+    assert(this.dir.length > 1, 'refusing to remove this directory');
+    await rm(this.dir, { recursive: true, force: true });
+  }
 
   /** Runs `job` after every mutation queued before it (one writer per instance). */
   _exclusive<T>(job: () => Promise<T>): Promise<T> {

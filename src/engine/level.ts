@@ -4,9 +4,7 @@
  * source of truth); checkpoint() writes a marker with sync: true, which fsyncs LevelDB's own log and
  * so everything written before it.
  */
-import { rm } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
-import { assert } from '../lib/assert.js';
 import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
@@ -118,10 +116,5 @@ export class LevelEngine extends AbstractEngine {
   async _close(): Promise<void> {
     await this._sync();
     await this.db.close();
-  }
-
-  async _destroy(): Promise<void> {
-    assert(this.dir.length > 1, 'refusing to remove this directory');
-    await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -183,11 +183,6 @@ export class LmdbEngine extends AbstractEngine {
     await this._sync();
     await this.db.close();
   }
-
-  async _destroy(): Promise<void> {
-    assert(this.dir.length > 1, 'refusing to remove this directory');
-    await rm(this.dir, { recursive: true, force: true });
-  }
 }
 
 function asBuffer(b: Uint8Array): Buffer {
