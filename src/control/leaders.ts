@@ -166,10 +166,12 @@ const moreUpToDate = (x: ReplicaReport, y: ReplicaReport): boolean =>
   x.lastLogTerm > y.lastLogTerm || (x.lastLogTerm === y.lastLogTerm && x.lastLogIndex > y.lastLogIndex);
 
 /**
- * The ordered node reports that it campaigns, but too few live voters can grant it: every voter
- * whose log is more up-to-date than the candidate's refuses it. Its report is current (nothing is
- * appended to a campaigning replica) and the others' logs only grow, so this cannot change: order
- * the best one at once instead of waiting for the campaign timeout.
+ * The ordered node reports that it campaigns, but too few live voters can grant it: a voter whose
+ * log is longer in the same last term refuses it (the old leader's last appends reached it after
+ * its report that chose the candidate). Only the same last term counts: a higher one may be the
+ * candidate's own new term, replicated after it won and before its next report says so. The
+ * candidate's report is current (nothing is appended to a campaigning replica) and the others'
+ * logs only grow, so this cannot change: order the best one at once, not after the timeout.
  */
 function orderHopeless(a: GroupAnalysis, order: CampaignOrder): boolean {
   const mine = a.reports.get(order.node);
@@ -178,8 +180,9 @@ function orderHopeless(a: GroupAnalysis, order: CampaignOrder): boolean {
   let mayGrant = 0; // live voters that do not refuse it for its log, itself included
   for (const m of voters) {
     const r = a.reports.get(m.node);
-    if (m.node === order.node || (r !== undefined && r.role !== 'learner' && !moreUpToDate(r, mine)))
-      mayGrant++;
+    if (m.node === order.node) mayGrant++;
+    else if (r === undefined || r.role === 'learner') continue;
+    else if (!(r.lastLogTerm === mine.lastLogTerm && r.lastLogIndex > mine.lastLogIndex)) mayGrant++;
   }
   return mayGrant < Math.floor(voters.length / 2) + 1;
 }

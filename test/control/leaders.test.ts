@@ -202,6 +202,13 @@ describe('directed elections', () => {
     const waiting = [live(N2, { last: 12 }), live(N3, { role: 'candidate', last: 12 })];
     const d3 = run(input(c, at(NOW + 200, waiting), { nowMs: NOW + 200, memory: d1.memory }));
     expect(brief(d3).filter((a) => a.kind === 'campaign')).toEqual([]);
+    // n3 won and replicated its first entry (term 4) before its report says so: no re-order.
+    const won = [
+      live(N2, { term: 4, last: 13, lastTerm: 4 }),
+      live(N3, { role: 'candidate', term: 4, last: 12, lastTerm: 1 }),
+    ];
+    const d5 = run(input(c, at(NOW + 200, won), { nowMs: NOW + 200, memory: d1.memory }));
+    expect(brief(d5).filter((a) => a.kind === 'campaign')).toEqual([]);
     // And the new order (n2, the longest log) is not re-ordered back while it campaigns.
     const back = [live(N2, { role: 'candidate', last: 14 }), live(N3, { last: 12 })];
     const d4 = run(input(c, at(NOW + 400, back), { nowMs: NOW + 400, memory: d2.memory }));
