@@ -11,17 +11,12 @@ import { type GroupId, groupId, type NodeId, nodeId } from '../../src/lib/ids.js
 import { createLogger } from '../../src/lib/log.js';
 import { Registry } from '../../src/lib/metrics.js';
 import { Transport } from '../../src/transport/index.js';
+import { fastTiming } from '../support/timing.js';
 
 const secret = new Uint8Array(randomBytes(32));
 const quiet = { info: () => {}, warn: () => {} };
 
-export const timing = {
-  heartbeatIntervalMs: 50,
-  electionTimeoutMs: 400,
-  leaseDriftMarginMs: 80,
-  directedFallbackMs: 60_000,
-  fsyncStallMaxMs: 5_000,
-};
+export const timing = fastTiming;
 
 export interface HostNode {
   readonly id: NodeId;

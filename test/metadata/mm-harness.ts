@@ -11,14 +11,10 @@ import { MetadataNode, type MetadataNodeOptions } from '../../src/metadata/node.
 import { provisionalNodeId } from '../../src/metadata/rpc.js';
 import type { PeerAddress } from '../../src/transport/index.js';
 import { Transport } from '../../src/transport/index.js';
+import { fastTiming } from '../support/timing.js';
+import { waitFor } from '../support/wait.js';
 
-export const timing = {
-  heartbeatIntervalMs: 50,
-  electionTimeoutMs: 400,
-  leaseDriftMarginMs: 80,
-  directedFallbackMs: 60_000,
-  fsyncStallMaxMs: 5_000,
-};
+export const timing = fastTiming;
 
 export const quiet = createLogger('metadata', { level: 'error' });
 const quietTransport = { info: () => {}, warn: () => {} };
@@ -34,19 +30,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor<T>(
-  what: string,
-  fn: () => T | undefined | Promise<T | undefined>,
-  ms = 10_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitFor };
 
 export class MmCluster {
   readonly root = mkdtempSync(join(tmpdir(), 'tessera-mm-'));

@@ -10,27 +10,13 @@ import type { StorageNode } from '../../src/storage/node.js';
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
 import { hex } from '../statemachine/helpers.js';
+import { waitFor } from '../support/wait.js';
 import { StorageGroup } from './group-harness.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const G = groupId(1);
 const ids = [nodeId(16), nodeId(17), nodeId(18)];
 const timing = { heartbeatIntervalMs: 100, electionTimeoutMs: 1500, leaseDriftMarginMs: 200 };
-
-async function until<T>(
-  what: string,
-  f: () => T | undefined | Promise<T | undefined>,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
-}
 
 async function dump(n: StorageNode): Promise<string[]> {
   const sm = n.host.stateMachine(G) as KvStateMachine;
@@ -103,8 +89,10 @@ describe('follower catch-up by snapshot', () => {
     const back = await g.startNode(down, port);
     const want = await dump(leaderNode);
     expect(want.length).toBe(121);
-    await until('the snapshot installed', async () =>
-      (await dump(back)).length === want.length ? true : undefined,
+    await waitFor(
+      'the snapshot installed',
+      async () => ((await dump(back)).length === want.length ? true : undefined),
+      15_000,
     );
     expect(await dump(back)).toEqual(want);
     expect((await dump(back)).length).toBe(121);

@@ -14,6 +14,7 @@ import { StorageNode, type StorageNodeOptions } from '../../src/storage/node.js'
 import * as rpc from '../../src/storage/rpc.js';
 import { StorageKind } from '../../src/storage/rpc.js';
 import { Transport } from '../../src/transport/index.js';
+import { waitFor } from '../support/wait.js';
 
 /** Options of every node, beyond the ones the harness sets (dir, listen, secret, mm, nodeId). */
 export type GroupNodeOptions = Omit<StorageNodeOptions, 'dir' | 'listen' | 'secret' | 'mm' | 'nodeId'>;
@@ -114,14 +115,8 @@ export class StorageGroup {
   }
 
   /** Polls every 20 ms for a leader among the running nodes. */
-  async waitForLeader(timeoutMs = 15_000): Promise<NodeId> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const id = this.leader();
-      if (id !== undefined) return id;
-      if (Date.now() > end) throw new Error('timed out: a leader');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitForLeader(timeoutMs = 15_000): Promise<NodeId> {
+    return waitFor('a leader', () => this.leader(), timeoutMs);
   }
 
   /** Proposes an assignShard entry (whole key range, epoch 1) through `leader`. */
