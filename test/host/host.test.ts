@@ -6,6 +6,7 @@ import { type GroupId, groupId, logIndex, nodeId, term } from '../../src/lib/ids
 import { encodeSnapshotFrame } from '../../src/host/snapshot-stream.js';
 import { HOST_SNAPSHOT_KIND } from '../../src/host/types.js';
 import { Cluster, members, waitFor } from './harness.js';
+import { converged } from './converge.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -29,23 +30,6 @@ function allOk(outs: CommandOutcome<string>[]): void {
   for (const o of outs) expect(o.ok, o.ok ? '' : o.error.message).toBe(true);
 }
 
-/** Waits until every listed node's state machine of g holds the same data as the leader's. */
-async function converged(c: Cluster, g: GroupId, ids: number[], leader: number): Promise<void> {
-  await waitFor(
-    () => {
-      const ref = c.sm(leader, g);
-      return ids.every((id) => {
-        const sm = c.node(id).sms.get(g);
-        return sm !== undefined && sm.applied.index === ref.applied.index && sm.data.size === ref.data.size;
-      });
-    },
-    10_000,
-    `group ${g} to converge`,
-  );
-  const ref = [...c.sm(leader, g).data].sort();
-  for (const id of ids) expect([...c.sm(id, g).data].sort()).toEqual(ref);
-}
-
 describe('group host', () => {
   it('self mode: elects, proposes, commits everywhere, serves a linearizable read', async () => {
     const c = (cluster = await Cluster.start(3));
@@ -62,7 +46,7 @@ describe('group host', () => {
     expect(idx[1]).toBe(idx[0]! + 1);
     await c.host(l).read(g);
     expect(c.sm(l, g).data.get('a')).toBe('3');
-    await converged(c, g, [1, 2, 3], l);
+    await converged(c, g, [1, 2, 3], l, 10_000);
     // A follower refuses with NOT_LEADER and a leader hint.
     const f = [1, 2, 3].find((i) => i !== l)!;
     const err = await put(c, g, f, [['x', 'y']]).catch((e: unknown) => e);
@@ -84,13 +68,13 @@ describe('group host', () => {
     expect(c.host(2).status(g)!.term).toBeGreaterThanOrEqual(5);
     await waitFor(() => roles.includes('leader'), 5_000, 'the soft state listener to hear of it');
     allOk(await put(c, g, 2, [['k', 'v']]));
-    await converged(c, g, [1, 2, 3], 2);
+    await converged(c, g, [1, 2, 3], 2, 10_000);
     // Leadership transfer to node 3.
     c.host(2).transferLeadership(g, nodeId(3));
     await waitFor(() => c.host(3).status(g)?.role === 'leader', 5_000, 'transfer to 3');
     expect(await c.leader(g)).toBe(3);
     allOk(await put(c, g, 3, [['k2', 'v2']]));
-    await converged(c, g, [1, 2, 3], 3);
+    await converged(c, g, [1, 2, 3], 3, 10_000);
   });
   it('refuses snapshot frames out of sequence, for unknown groups, or with a bad final message', async () => {
     const c = (cluster = await Cluster.start(2));

@@ -4,6 +4,7 @@ import type { CommandOutcome } from '../../src/host/types.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { type GroupId, nodeId, term } from '../../src/lib/ids.js';
 import { Cluster, members, waitFor } from './harness.js';
+import { converged } from './converge.js';
 
 let cluster: Cluster | undefined;
 afterEach(async () => {
@@ -17,22 +18,6 @@ function cmds(prefix: string, n: number, from = 0): Uint8Array[] {
 
 function okCount(outs: CommandOutcome<string>[]): number {
   return outs.filter((o) => o.ok).length;
-}
-
-async function converged(c: Cluster, g: GroupId, ids: number[], leader: number): Promise<void> {
-  await waitFor(
-    () => {
-      const ref = c.sm(leader, g);
-      return ids.every((id) => {
-        const sm = c.node(id).sms.get(g);
-        return sm !== undefined && sm.applied.index === ref.applied.index;
-      });
-    },
-    15_000,
-    `group ${g} to converge`,
-  );
-  const ref = [...c.sm(leader, g).data].sort();
-  for (const id of ids) expect([...c.sm(id, g).data].sort()).toEqual(ref);
 }
 
 /** Directed election, retried while voters still honour the old leader (stickiness). */
