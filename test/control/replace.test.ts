@@ -46,6 +46,18 @@ function beats(
   return out;
 }
 
+/** Registers a storage node (1 byte of disk, `replicasMax` replicas) at time 1. */
+function registerStorage(c: Catalog, nodeKey: string, address: string, replicasMax: number): void {
+  ok(c, {
+    type: 'registerNode',
+    nodeKey,
+    address,
+    role: 'storage',
+    capacity: { replicasMax, diskBytes: 1 },
+    atMs: 1,
+  });
+}
+
 const replaces = (d: ReturnType<typeof run>) =>
   brief(d).filter((a) => a.kind === 'replace' || a.kind === 'noSpare' || a.kind === 'returnToPool');
 
@@ -147,14 +159,7 @@ describe('replica replacement', () => {
       [1, 2, 3],
       [4, 5, 6],
     ]);
-    ok(c, {
-      type: 'registerNode',
-      nodeKey: 'n8',
-      address: 'h:8',
-      role: 'storage',
-      capacity: { replicasMax: 999, diskBytes: 1 },
-      atMs: 1,
-    });
+    registerStorage(c, 'n8', 'h:8', 999);
     ok(c, { type: 'addSpare', node: n(7) });
     ok(c, { type: 'addSpare', node: n(8) });
     expect(replaces(run(input(c, beats(c, { silent: { 3: 40_000, 6: 40_000 } }))))).toEqual([
@@ -169,22 +174,8 @@ describe('replica replacement', () => {
       [[1, 2, 3, 4, 5]].map((m) => m),
       [],
     );
-    ok(c, {
-      type: 'registerNode',
-      nodeKey: 's1',
-      address: 'h',
-      role: 'storage',
-      capacity: { replicasMax: 1, diskBytes: 1 },
-      atMs: 1,
-    });
-    ok(c, {
-      type: 'registerNode',
-      nodeKey: 's2',
-      address: 'h',
-      role: 'storage',
-      capacity: { replicasMax: 1, diskBytes: 1 },
-      atMs: 1,
-    });
+    registerStorage(c, 's1', 'h', 1);
+    registerStorage(c, 's2', 'h', 1);
     ok(c, { type: 'addSpare', node: n(6) });
     ok(c, { type: 'addSpare', node: n(7) });
     const d = run(input(c, beats(c, { silent: { 4: 40_000, 5: 40_000 } })));
