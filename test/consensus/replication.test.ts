@@ -1,8 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { compareSeq } from '../../src/sequencer/seq.js';
-import { type LogIndex, type NodeId, term } from '../../src/lib/ids.js';
+import { type LogIndex, type NodeId, type Term, term } from '../../src/lib/ids.js';
 import type { AppendMsg, Message } from '../../src/consensus/types.js';
 import { Cluster, enc, G } from './harness.js';
+
+/** An append from node 1 at the stale term 1 to node 3: one 'evil' entry after (prevIndex, prevTerm). */
+function staleAppend(prevIndex: LogIndex, prevTerm: Term): AppendMsg {
+  return {
+    type: 'append',
+    group: G,
+    from: 1 as NodeId,
+    to: 3 as NodeId,
+    term: term(1),
+    prevIndex,
+    prevTerm,
+    commit: 0 as LogIndex,
+    entries: [
+      {
+        index: (prevIndex + 1) as LogIndex,
+        term: term(1),
+        kind: 'command',
+        seq: new Uint8Array(16) as never,
+        data: enc('evil'),
+      },
+    ],
+  };
+}
 
 describe('replication and commit', () => {
   it('nothing commits without a majority; it commits once a majority is back', () => {
@@ -111,25 +134,7 @@ describe('replication and commit', () => {
     c.run(200);
     const f = c.node(3);
     const before = f.r.status();
-    const stale: AppendMsg = {
-      type: 'append',
-      group: G,
-      from: 1 as NodeId,
-      to: 3 as NodeId,
-      term: term(1),
-      prevIndex: before.lastIndex,
-      prevTerm: term(5),
-      commit: 0 as LogIndex,
-      entries: [
-        {
-          index: (before.lastIndex + 1) as LogIndex,
-          term: term(1),
-          kind: 'command',
-          seq: new Uint8Array(16) as never,
-          data: enc('evil'),
-        },
-      ],
-    };
+    const stale = staleAppend(before.lastIndex, term(5));
     f.r.step(stale);
     const rd = f.r.ready();
     const resp = [...rd.messages, ...rd.messagesAfterPersist].find((m) => m.type === 'appendResp')!;
@@ -148,25 +153,7 @@ describe('replication and commit', () => {
     c.run(100);
     const f = c.node(3);
     const last = f.r.status().lastIndex;
-    const stale: AppendMsg = {
-      type: 'append',
-      group: G,
-      from: 1 as NodeId,
-      to: 3 as NodeId,
-      term: term(1),
-      prevIndex: 1 as LogIndex,
-      prevTerm: term(1),
-      commit: 0 as LogIndex,
-      entries: [
-        {
-          index: 2 as LogIndex,
-          term: term(1),
-          kind: 'command',
-          seq: new Uint8Array(16) as never,
-          data: enc('evil'),
-        },
-      ],
-    };
+    const stale = staleAppend(1 as LogIndex, term(1));
     f.r.step(stale);
     expect(f.r.status().lastIndex).toBe(2);
     expect(last).toBeGreaterThan(2);

@@ -8,13 +8,13 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../../src/client/client.js';
 import { type Exposition, find, parseExposition, value } from '../observability/prom.js';
 import { isAlive, readClusterJson, startDev, stopDev, waitFor } from './dev-cluster.js';
+import { chromiumPath, launchChromium } from '../support/chromium.js';
 
-const chromiumPath = '/usr/bin/chromium';
 const devArgs = ['--port', '0', '--groups', '2', '--spares', '0'];
 
 interface ClusterJson {
@@ -141,20 +141,7 @@ describe('observability on a real dev cluster', () => {
 
       // The dashboard, opened from the link `tessera dev` printed.
       userDataDir = mkdtempSync(path.join(tmpdir(), 'tessera-obs-chromium-'));
-      browser = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: chromiumPath,
-        headless: true,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium(userDataDir);
       const page = await browser.newPage();
       expect(dev.dashboard).toMatch(/\/dashboard#token=tess_/);
       await page.goto(dev.dashboard);

@@ -2,15 +2,15 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../../src/client/client.js';
 import { Registry } from '../../src/lib/metrics.js';
 import { type RunningServer, startHttpServer } from '../../src/request/http.js';
 import { makeTokens, quietLogger, type Tokens } from './fixture.js';
 import { MemoryBackend } from './memory-backend.js';
+import { chromiumPath, launchChromium } from '../support/chromium.js';
 
-const chromiumPath = '/usr/bin/chromium';
 let backend: MemoryBackend;
 let server: RunningServer;
 let tokens: Tokens;
@@ -30,20 +30,7 @@ beforeAll(async () => {
     seenAuth.push(req.headers.authorization ?? '');
   });
   userDataDir = mkdtempSync(path.join(tmpdir(), 'tessera-chromium-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium(userDataDir);
 });
 
 afterAll(async () => {
