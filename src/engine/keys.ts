@@ -14,6 +14,7 @@ import { assert } from '../lib/assert.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { logIndex } from '../lib/ids.js';
 import { TesseraError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import type { EngineRecord, KeyspaceId } from './types.js';
 
 export const formatVersion = 1;
@@ -132,13 +133,38 @@ export function encodeRecord(seq: Seq, value: Uint8Array | undefined): Uint8Arra
   return out;
 }
 
+const slabBytes = limits.engineReadSlabBytes;
+const slabCopyBytesMax = limits.engineReadSlabCopyBytesMax;
+let slab = new ArrayBuffer(slabBytes);
+let slabAt = 0;
+
+/**
+ * A copy of `raw` as a plain Uint8Array carved from a shared slab (as Buffer's pool does, without a
+ * Buffer object: a small ArrayBuffer of its own or a Buffer view costs several times more). Reads
+ * `length`, not the whole view: LMDB's fast-read buffer is larger than the record it holds.
+ */
+function copyOut(raw: Uint8Array): Uint8Array {
+  const n = raw.length;
+  const src = new Uint8Array(raw.buffer, raw.byteOffset, n);
+  if (n > slabCopyBytesMax) return src.slice();
+  if (slabAt + n > slabBytes) {
+    slab = new ArrayBuffer(slabBytes);
+    slabAt = 0;
+  }
+  const out = new Uint8Array(slab, slabAt, n);
+  out.set(src);
+  slabAt += (n + 7) & ~7;
+  return out;
+}
+
 export function decodeRecord(raw: Uint8Array): EngineRecord {
   check(raw.length >= seqBytes, 'record shorter than a seq');
-  const seq = copyRange(raw, 0, seqBytes);
-  const tombstone = ((seq[0] as number) & tombstoneBit) !== 0;
-  seq[0] = (seq[0] as number) & ~tombstoneBit;
+  const tombstone = ((raw[0] as number) & tombstoneBit) !== 0;
   check(!tombstone || raw.length === seqBytes, 'tombstone with a value');
-  return { seq: seq as Seq, tombstone, value: copyRange(raw, seqBytes) };
+  // One copy (the raw buffer may be reused by the engine), seq and value are views into it.
+  const copy = copyOut(raw);
+  copy[0] = (copy[0] as number) & ~tombstoneBit;
+  return { seq: copy.subarray(0, seqBytes) as Seq, tombstone, value: copy.subarray(seqBytes) };
 }
 
 /** Compares the seq stored in a raw record (flag masked) with `seq`. */

@@ -163,6 +163,10 @@ export const limits = {
   storeReplayChunkEntriesMax: 16_384,
   /** Bytes read per replay chunk (at least one entry). */
   storeReplayChunkBytesMax: 64 * 1024 * 1024,
+  /** Records read from an engine are copied into shared slabs of this size (one live slab). */
+  engineReadSlabBytes: 64 * 1024,
+  /** Larger records get an ArrayBuffer of their own. */
+  engineReadSlabCopyBytesMax: 4 * 1024,
 
   // Request manager cluster backend (src/request/router.ts, catalog-cache.ts)
   /**
