@@ -22,7 +22,7 @@ import {
   urlDefault,
 } from '../src/bench/tessera.js';
 import { runWrk } from './lib/wrk.js';
-import { runPhase, ycsbDefaults } from '../src/bench/ycsb.js';
+import { intIn, runPhase, ycsbDefaults } from '../src/bench/ycsb.js';
 
 interface CompareOptions {
   url: string;
@@ -44,13 +44,6 @@ export interface Row {
   clients: number;
   etcd: Measurement | undefined;
   tessera: Measurement | undefined;
-}
-
-function intIn(s: string, what: string, lo: number, hi: number): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < lo || n > hi)
-    throw new Error(`${what} must be an integer in [${lo}, ${hi}]`);
-  return n;
 }
 
 function parseOptions(argv: string[]): CompareOptions {

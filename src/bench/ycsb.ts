@@ -234,7 +234,8 @@ function list<T extends string>(s: string, allowed: readonly T[], what: string):
   return items as T[];
 }
 
-function intIn(s: string, what: string, lo: number, hi: number): number {
+/** `s` as an integer in [lo, hi]; throws naming `what` otherwise (command-line options). */
+export function intIn(s: string, what: string, lo: number, hi: number): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < lo || n > hi)
     throw new Error(`${what} must be an integer in [${lo}, ${hi}]`);
