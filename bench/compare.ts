@@ -19,7 +19,7 @@ import {
   openClient,
   resolveToken,
   unreachableReason,
-  urlDefault,
+  serverArgOptions,
 } from '../src/bench/tessera.js';
 import { runWrk } from './lib/wrk.js';
 import { intIn, runPhase, ycsbDefaults } from '../src/bench/ycsb.js';
@@ -50,9 +50,7 @@ function parseOptions(argv: string[]): CompareOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
-      url: { type: 'string', default: urlDefault },
-      token: { type: 'string' },
-      dir: { type: 'string' },
+      ...serverArgOptions,
       duration: { type: 'string', default: '10' },
       keys: { type: 'string', default: '10000' },
       clients: { type: 'string', default: '16,64,256' },

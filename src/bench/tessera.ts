@@ -20,6 +20,13 @@ export interface KvClient {
 /** TESSERA_URL, else the dev cluster's request manager (as the CLI). */
 export const urlDefault = process.env.TESSERA_URL ?? 'http://127.0.0.1:7070';
 
+/** parseArgs options every benchmark command takes: the server, a token, a dev data dir (token). */
+export const serverArgOptions = {
+  url: { type: 'string', default: urlDefault },
+  token: { type: 'string' },
+  dir: { type: 'string' },
+} as const;
+
 /** --token, else TESSERA_TOKEN, else DIR/admin.token (DIR: --dir, TESSERA_DIR, ./tessera-data). */
 export function resolveToken(token: string | undefined, dir: string | undefined): string | undefined {
   if (token !== undefined && token !== '') return token;

@@ -23,7 +23,7 @@ import {
   openClient,
   resolveToken,
   unreachableReason,
-  urlDefault,
+  serverArgOptions,
 } from './tessera.js';
 
 export type Workload = 'a' | 'b' | 'c';
@@ -248,9 +248,7 @@ export function parseYcsbArgs(
   const { values } = parseArgs({
     args: argv,
     options: {
-      url: { type: 'string', default: urlDefault },
-      token: { type: 'string' },
-      dir: { type: 'string' },
+      ...serverArgOptions,
       table: { type: 'string', default: ycsbDefaults.table },
       keys: { type: 'string', default: String(ycsbDefaults.keys) },
       duration: { type: 'string', default: String(ycsbDefaults.durationS) },
