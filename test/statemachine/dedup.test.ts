@@ -4,20 +4,10 @@ import type { MetaRecord } from '../../src/engine/types.js';
 import { logIndex } from '../../src/lib/ids.js';
 import { makeSeq } from '../../src/sequencer/seq.js';
 import type { Outcome } from '../../src/statemachine/decide.js';
-import { DedupTable, decodeOutcome, encodeOutcome, type MetaEdit } from '../../src/statemachine/dedup.js';
+import { DedupTable, decodeOutcome, encodeOutcome } from '../../src/statemachine/dedup.js';
+import { persist } from './helpers.js';
 
 const ok = (n: number): Outcome => ({ ok: true, seq: makeSeq(BigInt(n), 0, 1) });
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
-/** Applies meta edits to per-home maps, as the engines would. */
-function persist(store: Map<string, Map<string, MetaRecord>>, edits: readonly MetaEdit[]): void {
-  for (const e of edits) {
-    const m = store.get(e.home) ?? new Map<string, MetaRecord>();
-    store.set(e.home, m);
-    if (e.write.value === undefined) m.delete(hex(e.write.key));
-    else m.set(hex(e.write.key), { key: e.write.key, value: e.write.value });
-  }
-}
 
 function reload(
   store: Map<string, Map<string, MetaRecord>>,

@@ -1,12 +1,12 @@
 /** Helpers for state machine tests: entries, commands, a sequential reference model. */
 import type { Entry } from '../../src/consensus/types.js';
-import type { EngineKind, EngineRecord, KeyspaceId } from '../../src/engine/types.js';
+import type { EngineKind, EngineRecord, KeyspaceId, MetaRecord } from '../../src/engine/types.js';
 import type { LogIndex, Seq, TableId } from '../../src/lib/ids.js';
 import { logIndex, term } from '../../src/lib/ids.js';
 import { makeSeq } from '../../src/sequencer/seq.js';
 import { type Command, encodeCommand } from '../../src/statemachine/command.js';
 import { decide, type Outcome } from '../../src/statemachine/decide.js';
-import { DedupTable } from '../../src/statemachine/dedup.js';
+import { DedupTable, type MetaEdit } from '../../src/statemachine/dedup.js';
 import { DroppedTables } from '../../src/statemachine/tables.js';
 
 export const seqAt = (index: number): Seq => makeSeq(BigInt(1_000 + index), 0, 1);
@@ -30,6 +30,16 @@ export interface TableRef {
 }
 
 export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** Applies dedup meta edits to per-home maps (key in hex), as the engines would. */
+export function persist(store: Map<string, Map<string, MetaRecord>>, edits: readonly MetaEdit[]): void {
+  for (const e of edits) {
+    const m = store.get(e.home) ?? new Map<string, MetaRecord>();
+    store.set(e.home, m);
+    if (e.write.value === undefined) m.delete(hex(e.write.key));
+    else m.set(hex(e.write.key), { key: e.write.key, value: e.write.value });
+  }
+}
 
 /** The rules applied one entry at a time over a Map: the reference for applyCommitted. */
 export class Model {

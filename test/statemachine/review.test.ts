@@ -11,21 +11,12 @@ import { applyCommitted, type GroupEngines, GroupState } from '../../src/statema
 import type { Command } from '../../src/statemachine/command.js';
 import type { Outcome } from '../../src/statemachine/decide.js';
 import { TesseraError } from '../../src/lib/errors.js';
-import { DedupTable, type MetaEdit } from '../../src/statemachine/dedup.js';
+import { DedupTable } from '../../src/statemachine/dedup.js';
 import { Scratch } from '../engine/helpers.js';
-import { entry, hex } from './helpers.js';
+import { entry, persist } from './helpers.js';
 
 const ok = (n: number): Outcome => ({ ok: true, seq: makeSeq(BigInt(n), 0, 1) });
 const forgotten: Outcome = { ok: false, error: 'OUTCOME_UNKNOWN' };
-
-function persist(store: Map<string, Map<string, MetaRecord>>, edits: readonly MetaEdit[]): void {
-  for (const e of edits) {
-    const m = store.get(e.home) ?? new Map<string, MetaRecord>();
-    store.set(e.home, m);
-    if (e.write.value === undefined) m.delete(hex(e.write.key));
-    else m.set(hex(e.write.key), { key: e.write.key, value: e.write.value });
-  }
-}
 
 describe('dedup review: an evicted client', () => {
   it('a retry of an evicted client is answered OUTCOME_UNKNOWN, never run again; its new requests run', () => {
