@@ -98,8 +98,11 @@ describe('fault switch (in process)', () => {
 });
 
 describe('fault proxy', () => {
-  async function viaProxy(): Promise<{ a: Awaited<ReturnType<Cluster['start']>>; proxy: FaultProxy }> {
-    const a = await c.start(1);
+  /** Node 1 (started with `opts`) reaches an echoing node 2 through a fault proxy. */
+  async function viaProxy(
+    opts?: Parameters<Cluster['start']>[1],
+  ): Promise<{ a: Awaited<ReturnType<Cluster['start']>>; proxy: FaultProxy }> {
+    const a = await c.start(1, opts);
     const b = await c.start(2);
     b.onRequest(echo, (_f, p) => p);
     const proxy = await FaultProxy.start({ target: b.address! });
@@ -131,13 +134,9 @@ describe('fault proxy', () => {
   });
 
   it('closes a connection that falls silent (stalled both ways) and reconnects when it heals', async () => {
-    const a = await c.start(1, { limits: { transportPingIntervalMs: 50, transportIdleTimeoutMs: 200 } });
-    const b = await c.start(2);
-    b.onRequest(echo, (_f, p) => p);
-    const proxy = await FaultProxy.start({ target: b.address! });
-    proxies.push(proxy);
-    a.setPeer(n2, proxy.address);
-    await a.waitConnected(n2, 5000);
+    const { a, proxy } = await viaProxy({
+      limits: { transportPingIntervalMs: 50, transportIdleTimeoutMs: 200 },
+    });
     proxy.stall();
     await eventually(() => a.peerState(n2) === 'down', 'idle connection closed');
     expect(c.warnings(1).some((l) => String(l.fields?.reason).startsWith('no frame for'))).toBe(true);
