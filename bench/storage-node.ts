@@ -24,17 +24,7 @@ async function main(): Promise<void> {
   const value = new Uint8Array(100).fill(120);
   let n = 0;
   const put = () =>
-    client.request(
-      leader,
-      StorageKind.kvPut,
-      rpc.encodeKvPut({
-        ...target,
-        key: new TextEncoder().encode(`k${n % 10_000}`),
-        value,
-        condition: { type: 'none' },
-        request: { client: 7n, number: ++n },
-      }),
-    );
+    g.put(leader, S, new TextEncoder().encode(`k${n % 10_000}`), value, { client: 7n, number: ++n });
   const get = () =>
     client.request(
       leader,

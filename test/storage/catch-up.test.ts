@@ -7,8 +7,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { groupId, type NodeId, nodeId, shardId, tableId } from '../../src/lib/ids.js';
 import type { KvStateMachine } from '../../src/storage/kv-sm.js';
 import type { StorageNode } from '../../src/storage/node.js';
-import * as rpc from '../../src/storage/rpc.js';
-import { StorageKind } from '../../src/storage/rpc.js';
 import { hex } from '../statemachine/helpers.js';
 import { waitFor } from '../support/wait.js';
 import { StorageGroup } from './group-harness.js';
@@ -42,7 +40,6 @@ describe('follower catch-up by snapshot', () => {
       node: { timing, checkpointEntries: 20, compactionMarginEntries: 0 },
     });
     group = g;
-    const { rm } = g;
     await g.campaign(ids[0] as NodeId);
     const leader = await g.waitForLeader();
     for (const [shard, engine] of [
@@ -57,21 +54,7 @@ describe('follower catch-up by snapshot', () => {
       });
     }
     const put = (shard: number, key: string, number: number) =>
-      rm.request(
-        leader,
-        StorageKind.kvPut,
-        rpc.encodeKvPut({
-          group: G,
-          shard: shardId(shard),
-          epoch: 1,
-          catalogVersion: 1,
-          deadlineMs: 5000,
-          key: enc(key),
-          value: enc(`${key}-value`),
-          condition: { type: 'none' },
-          request: { client: 5n, number },
-        }),
-      );
+      g.put(leader, shardId(shard), enc(key), enc(`${key}-value`), { client: 5n, number });
     await put(1, 'before', 1);
 
     // Stop a follower; write enough that the leader compacts past it.

@@ -135,6 +135,29 @@ export class StorageGroup {
     rpc.decodeIndexResult(await this.ctl(leader, StorageKind.ctlPropose, payload));
   }
 
+  /** kv.put from the fake request manager: epoch 1, catalog version 1, no condition, 5 s deadline. */
+  put(
+    to: NodeId,
+    shard: ShardId,
+    key: Uint8Array,
+    value: Uint8Array,
+    request: { client: bigint; number: number },
+    timeoutMs?: number,
+  ): Promise<Uint8Array> {
+    const payload = rpc.encodeKvPut({
+      group: this.opts.group,
+      shard,
+      epoch: 1,
+      catalogVersion: 1,
+      deadlineMs: 5000,
+      key,
+      value,
+      condition: { type: 'none' },
+      request,
+    });
+    return this.rm.request(to, StorageKind.kvPut, payload, { timeoutMs });
+  }
+
   /** Closes the transports and the running nodes, then removes the root directory. */
   async close(): Promise<void> {
     await this.mm.close();

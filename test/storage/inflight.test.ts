@@ -5,8 +5,6 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { groupId, type NodeId, nodeId, shardId, tableId } from '../../src/lib/ids.js';
-import * as rpc from '../../src/storage/rpc.js';
-import { StorageKind } from '../../src/storage/rpc.js';
 import { rejection } from '../support/rejection.js';
 import { StorageGroup } from './group-harness.js';
 
@@ -31,27 +29,18 @@ describe('in-flight bound', () => {
       },
     });
     group = g;
-    const { rm } = g;
     const leader = ids[0] as NodeId;
     await g.campaign(leader);
     while (g.node(leader).host.status(G)?.role !== 'leader') await sleep(20);
     await g.assignShard(leader, { shard: shardId(1), table: tableId(1), engine: 'lsm', catalogVersion: 1 });
     const put = (n: number) =>
-      rm.request(
+      g.put(
         leader,
-        StorageKind.kvPut,
-        rpc.encodeKvPut({
-          group: G,
-          shard: shardId(1),
-          epoch: 1,
-          catalogVersion: 1,
-          deadlineMs: 5000,
-          key: new TextEncoder().encode(`k${n}`),
-          value: new Uint8Array(10),
-          condition: { type: 'none' },
-          request: { client: 3n, number: n },
-        }),
-        { timeoutMs: 10_000 },
+        shardId(1),
+        new TextEncoder().encode(`k${n}`),
+        new Uint8Array(10),
+        { client: 3n, number: n },
+        10_000,
       );
     await put(1); // the group works
     for (const id of ids.slice(1)) {
