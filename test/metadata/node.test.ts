@@ -7,12 +7,23 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTesseraError, type TesseraError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
+import type { MmClient } from '../../src/metadata/client.js';
 import { mmGroup } from '../../src/metadata/node.js';
 import { decodeMmResponse, encodeMm, MmKind } from '../../src/metadata/rpc.js';
 import { MmCluster, waitFor } from './mm-harness.js';
 import { rejection } from '../support/rejection.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** Registers a request-role node under `nodeKey` (no capacity). */
+const registerRequest = (mm: MmClient, nodeKey: string, address = 'h:1') =>
+  mm.call('register', {
+    role: 'request',
+    nodeKey,
+    address,
+    pid: 1,
+    capacity: { replicasMax: 0, diskBytes: 0 },
+  });
 
 let cluster: MmCluster | undefined;
 afterEach(async () => {
@@ -51,14 +62,7 @@ describe('metadata nodes', () => {
     cluster = await MmCluster.start(3);
     await cluster.leader();
     const { mm } = await cluster.client();
-    const reg = (key: string) =>
-      mm.call('register', {
-        role: 'request',
-        nodeKey: key,
-        address: '127.0.0.1:9',
-        pid: 1,
-        capacity: { replicasMax: 0, diskBytes: 0 },
-      });
+    const reg = (key: string) => registerRequest(mm, key, '127.0.0.1:9');
     const a = await reg('key-a');
     const b = await reg('key-b');
     expect(a).toEqual({ node: limits.mmNodeIdMax + 1, created: true });
@@ -72,15 +76,7 @@ describe('metadata nodes', () => {
 
     // A registered node may re-register only its own key.
     const { mm: asA } = await cluster.client(a.node);
-    const stolen = await rejection(
-      asA.call('register', {
-        role: 'request',
-        nodeKey: 'key-b',
-        address: 'x:1',
-        pid: 1,
-        capacity: { replicasMax: 0, diskBytes: 0 },
-      }),
-    );
+    const stolen = await rejection(registerRequest(asA, 'key-b', 'x:1'));
     expect(stolen.code).toBe('FORBIDDEN');
   });
 
@@ -143,25 +139,11 @@ describe('metadata nodes', () => {
     await mm.call('tokens', { op: 'create', hash: sha('kept'), role: 'admin', table: null });
     const backup = await mm.call('backup', {});
     await mm.call('tokens', { op: 'create', hash: sha('lost'), role: 'read-only', table: null });
-    const later = await mm
-      .call('register', {
-        role: 'request',
-        nodeKey: 'registered-after-backup',
-        address: 'h:1',
-        pid: 1,
-        capacity: { replicasMax: 0, diskBytes: 0 },
-      })
-      .catch((e: unknown) => e);
+    const later = await registerRequest(mm, 'registered-after-backup').catch((e: unknown) => e);
     // Registered nodes may not register other keys: use a fresh provisional client.
     expect(isTesseraError(later, 'FORBIDDEN')).toBe(true);
     const prov = await cluster.client();
-    const late = await prov.mm.call('register', {
-      role: 'request',
-      nodeKey: 'late',
-      address: 'h:1',
-      pid: 1,
-      capacity: { replicasMax: 0, diskBytes: 0 },
-    });
+    const late = await registerRequest(prov.mm, 'late');
     const versionBefore = (await mm.call('catalog', { sinceVersion: 0, waitMs: 0 })).version;
 
     const restored = await mm.call('restore', { bytes: backup.bytes });
@@ -169,13 +151,7 @@ describe('metadata nodes', () => {
     const tokens = await mm.call('tokens', { op: 'list' });
     expect(tokens.tokens?.map((x) => x.hash)).toEqual([sha('kept')]);
     // The node registered after the backup is gone from the catalog, but its id is not reused.
-    const fresh = await prov.mm.call('register', {
-      role: 'request',
-      nodeKey: 'fresh',
-      address: 'h:1',
-      pid: 1,
-      capacity: { replicasMax: 0, diskBytes: 0 },
-    });
+    const fresh = await registerRequest(prov.mm, 'fresh');
     expect(fresh.node).toBeGreaterThan(late.node);
     // A long poll sees the restore as a newer version.
     const cat = await mm.call('catalog', { sinceVersion: versionBefore, waitMs: 0 });
