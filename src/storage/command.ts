@@ -105,11 +105,14 @@ export function decodePutWrite(p: Buffer): EngineWrite {
   assert(isPut(p), 'decodePutWrite: not a put');
   const keyLen = p.readUInt16BE(22);
   if (24 + keyLen > p.length) throw bad('key length');
+  // Plain Uint8Array views (a Buffer view costs a FastBuffer construction each).
+  const ab = p.buffer;
+  const at = p.byteOffset;
   return {
     type: 'put',
     keyspace: p.readUInt32BE(2) as KeyspaceId,
-    seq: p.subarray(6, 22) as Uint8Array as Seq,
-    key: p.subarray(24, 24 + keyLen),
-    value: p.subarray(24 + keyLen),
+    seq: new Uint8Array(ab, at + 6, 16) as Seq,
+    key: new Uint8Array(ab, at + 24, keyLen),
+    value: new Uint8Array(ab, at + 24 + keyLen, p.length - 24 - keyLen),
   };
 }
