@@ -50,6 +50,13 @@ export interface RecordHeader {
   index: number;
 }
 
+/** A safe non-negative integer as a big-endian u64 (two u32 halves, no BigInt). */
+function writeU64(buf: Buffer, n: number, at: number): void {
+  assert(Number.isSafeInteger(n) && n >= 0, `u64 field out of range: ${n}`);
+  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+  buf.writeUInt32BE(n >>> 0, at + 4);
+}
+
 export function encodeRecord(h: RecordHeader, payload: Uint8Array): Buffer {
   const length = RECORD_HEADER_BYTES + payload.length;
   const buf = Buffer.allocUnsafe(length);
@@ -58,8 +65,8 @@ export function encodeRecord(h: RecordHeader, payload: Uint8Array): Buffer {
   buf.writeUInt8(RECORD_VERSION, 9);
   buf.writeUInt16BE(0, 10);
   buf.writeUInt32BE(h.group, 12);
-  buf.writeBigUInt64BE(BigInt(h.term), 16);
-  buf.writeBigUInt64BE(BigInt(h.index), 24);
+  writeU64(buf, h.term, 16);
+  writeU64(buf, h.index, 24);
   buf.set(payload, RECORD_HEADER_BYTES);
   buf.writeUInt32BE(crc32(buf.subarray(4)), 0);
   return buf;
@@ -97,9 +104,12 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
     return { ok: false, reason: 'unknown-type', detail: `record version ${version} not supported` };
   }
   if (!isKnownRecordType(type)) return { ok: false, reason: 'unknown-type', detail: `record type ${type}` };
-  const term = Number(buf.readBigUInt64BE(offset + 16));
-  const index = Number(buf.readBigUInt64BE(offset + 24));
-  if (!Number.isSafeInteger(term) || !Number.isSafeInteger(index)) {
+  // u64 as two u32 halves (no BigInt per field); a high half above 2^21 - 1 is not a safe integer.
+  const termHi = buf.readUInt32BE(offset + 16);
+  const indexHi = buf.readUInt32BE(offset + 24);
+  const term = termHi * 0x1_0000_0000 + buf.readUInt32BE(offset + 20);
+  const index = indexHi * 0x1_0000_0000 + buf.readUInt32BE(offset + 28);
+  if (termHi > 0x1f_ffff || indexHi > 0x1f_ffff) {
     return { ok: false, reason: 'corrupt', detail: 'term or index out of range' };
   }
   const group = buf.readUInt32BE(offset + 12);
