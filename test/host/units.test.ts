@@ -1,22 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Descriptors, initialSnapshot } from '../../src/host/descriptor.js';
 import { MemoryStateMachine, memoryCommand } from '../../src/host/memory-sm.js';
 import { decodeSnapshotFrame, encodeSnapshotFrame } from '../../src/host/snapshot-stream.js';
 import { groupId, logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { makeSeq } from '../../src/sequencer/index.js';
+import { tempDirs } from '../support/tmp.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'tessera-host-unit-'));
-  dirs.push(d);
-  return d;
-}
+const tmp = tempDirs('tessera-host-unit-');
 
 describe('group descriptors (format v1)', () => {
   it('round-trip, list, remove; refuse a corrupt or newer file', async () => {

@@ -4,10 +4,9 @@
  * keeping versions and next ids, and the MM RPC codec's validation.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../src/consensus/types.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { logIndex, type Seq, term } from '../../src/lib/ids.js';
@@ -17,16 +16,9 @@ import { CatalogStateMachine, decodeCheckpoint, encodeCheckpoint } from '../../s
 import { encodeCommand } from '../../src/metadata/command-codec.js';
 import { decodeMmRequest, decodeMmResponse, encodeMm } from '../../src/metadata/rpc.js';
 import type { CatalogCommand } from '../../src/metadata/types.js';
+import { tempDirs } from '../support/tmp.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'tessera-catsm-'));
-  dirs.push(d);
-  return d;
-}
+const tmp = tempDirs('tessera-catsm-');
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const seqOf = (i: number): Seq => {
