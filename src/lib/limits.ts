@@ -207,4 +207,12 @@ export const limits = {
   rmRetryBackoffMaxMs: 50,
   /** NOT_LEADER hints one request follows at once (no back-off) before it backs off anyway. */
   rmHintsFollowedMax: 3,
+  /**
+   * Replicated key-value state machine memtable (src/storage/kv-memtable.ts), per group: a
+   * background flush to the engines starts once this many bytes or records are held...
+   */
+  kvMemtableFlushBytes: 4 * 1024 * 1024,
+  kvMemtableFlushRecords: 8_192,
+  /** ...and an apply waits for the flush (back-pressure) while this many bytes are held. */
+  kvMemtableBytesMax: 32 * 1024 * 1024,
 } as const;

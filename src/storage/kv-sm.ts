@@ -20,6 +20,7 @@ import { type Command, encodeCommand, noRequest } from '../statemachine/command.
 import type { Outcome } from '../statemachine/decide.js';
 import { applyCommitted, type GroupEngines, GroupState } from '../statemachine/apply.js';
 import { type CatalogEntry, catalogEntryFields, readCatalogEntry } from './rpc.js';
+import { KvMemtable } from './kv-memtable.js';
 import { readSnapshotStream, writeSnapshotStream } from './kv-snapshot.js';
 
 /** First byte of a catalog entry in a group's log (0x80 | format version 1). */
@@ -106,13 +107,16 @@ export class KvStateMachine implements StateMachine<KvResult> {
   private state!: GroupState;
   private registry = new Map<ShardId, ShardInfo>();
   private readonly g: GroupEngines;
+  /** Applied writes not yet in the engines; `g.engines` are its views (memtable over engine). */
+  private readonly mem: KvMemtable;
 
   private constructor(
     readonly group: GroupId,
     private readonly engines: NodeEngines,
     readonly metaKind: EngineKind,
   ) {
-    this.g = { group, engines, metaKind };
+    this.mem = new KvMemtable(group, engines);
+    this.g = { group, engines: this.mem.engines, metaKind };
   }
 
   /** Opens the state machine of a group (a partial snapshot install is wiped: position 0). */
@@ -172,12 +176,24 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return this.state.dropped.isDropped(table, maxIndex);
   }
 
+  /** The shard's instance as this group sees it: the memtable over the engine (reads only). */
   engineOf(s: ShardInfo): Engine {
-    return this.engines.get(s.engine) as Engine;
+    return this.g.engines.get(s.engine) as Engine;
+  }
+
+  /** Bytes and records applied but not yet flushed to the engines (for tests and metrics). */
+  memtableSize(): { bytes: number; records: number } {
+    return { bytes: this.mem.bytes, records: this.mem.records };
+  }
+
+  /** Writes everything applied so far to the engines (not yet fsynced: checkpoint() does). */
+  flush(): Promise<void> {
+    return this.mem.flush();
   }
 
   // --- StateMachine ----------------------------------------------------------------------------
 
+  /** What the ENGINES hold (the memtable's part is still in the log and replays on restart). */
   async appliedPosition(): Promise<AppliedPosition> {
     let index = maxIndex;
     let seq: Seq | undefined;
@@ -190,6 +206,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   async apply(entries: readonly Entry[]): Promise<readonly KvResult[]> {
+    await this.mem.admit();
     const results: KvResult[] = [];
     let run: Entry[] = [];
     const flush = async (): Promise<void> => {
@@ -232,7 +249,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
       this.registry.set(c.shard, info);
       writes.push(registryRecord(info));
     }
-    for (const [kind, engine] of this.engines) {
+    for (const [kind, engine] of this.g.engines) {
       if (entry.index <= this.state.appliedOf(kind)) continue;
       await engine.applyBatch(this.group, [], entry.index, entry.seq, kind === this.metaKind ? writes : []);
       this.state.applied.set(kind, entry.index);
@@ -241,12 +258,15 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   async checkpoint(): Promise<AppliedPosition> {
+    await this.mem.flush();
     const pos = await this.appliedPosition();
     for (const e of this.engines.values()) await e.checkpoint();
     return pos;
   }
 
+  /** Flushes the memtable, then captures the engines (no apply runs until this resolves). */
   async snapshot(_meta: SnapshotMeta): Promise<AsyncIterable<Uint8Array>> {
+    await this.mem.flush();
     const keyspaces = new Map<EngineKind, KeyspaceId[]>();
     for (const kind of this.engines.keys()) keyspaces.set(kind, []);
     for (const s of this.registry.values()) keyspaces.get(s.engine)?.push(s.keyspace);
@@ -255,6 +275,8 @@ export class KvStateMachine implements StateMachine<KvResult> {
 
   async install(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const old = this.registry;
+    await this.mem.settle();
+    this.mem.clear();
     await readSnapshotStream(this.group, this.engines, chunks);
     await this.load();
     for (const s of old.values()) {
@@ -269,11 +291,17 @@ export class KvStateMachine implements StateMachine<KvResult> {
     for (const e of this.engines.values()) await e.checkpoint();
   }
 
+  /**
+   * Flushes the memtable (a restart then replays less; what a failed flush left behind is still
+   * in the log, so its error is not raised again here). The engines are the node's.
+   */
   async close(): Promise<void> {
-    // The engines are the node's; nothing of our own to release.
+    await this.mem.flush().catch(() => this.mem.settle());
   }
 
   async destroy(): Promise<void> {
+    await this.mem.settle();
+    this.mem.clear();
     await this.wipe();
     this.registry = new Map();
     this.state = new GroupState();

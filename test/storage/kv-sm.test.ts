@@ -117,6 +117,9 @@ describe('KvStateMachine over real engines', () => {
     expect(sm.shard(S1)?.engine).toBe('btree');
     expect(sm.shard(S2)?.engine).toBe('lsm');
     expect(sm.shard(S2)?.catalogVersion).toBe(5);
+    // Everything is still in the memtable: the engines (the durable position) hold nothing yet.
+    expect(await sm.appliedPosition()).toEqual({ index: 0, seq: new Uint8Array(16) });
+    await sm.flush();
     expect(await sm.appliedPosition()).toEqual({ index: 11, seq: seqAt(11) });
   });
 
@@ -138,6 +141,7 @@ describe('KvStateMachine over real engines', () => {
     expect(r[1]).toEqual({ ok: false, error: 'TABLE_NOT_FOUND' });
     expect(sm.shard(S1)).toBeUndefined();
     expect(sm.tableDropped(T1)).toBe(true);
+    await sm.flush();
     const reopened = await KvStateMachine.open(g1, engines);
     expect((await reopened.appliedPosition()).index).toBe(13);
     expect(reopened.shard(S1)).toBeUndefined();
