@@ -146,14 +146,14 @@ export class GroupApplier {
 
   /** The record applied for a key (memtable first, then the engine), tombstones included. */
   async get(t: TableInfo, key: Uint8Array): Promise<EngineRecord | undefined> {
-    const m = this.mem.get(memId(t.keyspace, key));
+    const m = this.mem.lookup(t.keyspace, key);
     if (m) return m;
     return this.engines[t.engine].get(t.keyspace, key);
   }
 
   /** The same on the calling thread; null when the engine cannot answer synchronously now. */
   getSync(t: TableInfo, key: Uint8Array): EngineRecord | undefined | null {
-    const m = this.mem.size === 0 ? undefined : this.mem.get(memId(t.keyspace, key));
+    const m = this.mem.lookup(t.keyspace, key);
     if (m) return m;
     return this.engines[t.engine].getSync(t.keyspace, key);
   }
@@ -166,7 +166,7 @@ export class GroupApplier {
       const q: { keyspace: KeyspaceId; key: Uint8Array }[] = [];
       reads.forEach((r, i) => {
         if (r.t.engine !== kind) return;
-        const m = this.mem.size === 0 ? undefined : this.mem.get(memId(r.t.keyspace, r.key));
+        const m = this.mem.lookup(r.t.keyspace, r.key);
         if (m) out[i] = m;
         else {
           slots.push(i);
