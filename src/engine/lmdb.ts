@@ -126,8 +126,9 @@ export class LmdbEngine extends AbstractEngine {
   async _write(ops: readonly RawOp[], sync: boolean): Promise<void> {
     await this.db.transaction(() => {
       for (const op of ops) {
-        if (op.value === undefined) this.db.removeSync(asBuffer(op.key));
-        else this.db.putSync(asBuffer(op.key), asBuffer(op.value));
+        // lmdb-js copies binary keys and values with Uint8Array.set: plain Uint8Arrays need no Buffer.
+        if (op.value === undefined) this.db.removeSync(op.key as Buffer);
+        else this.db.putSync(op.key as Buffer, op.value as Buffer);
       }
     });
     if (sync && !this.syncEachBatch) await this._sync();
