@@ -215,4 +215,6 @@ export const limits = {
   kvMemtableFlushRecords: 8_192,
   /** ...and an apply waits for the flush (back-pressure) while this many bytes are held. */
   kvMemtableBytesMax: 32 * 1024 * 1024,
+  /** Table-name path segments the request manager remembers as already checked (cleared when full). */
+  rmTableNameCacheMax: 1024,
 } as const;

@@ -12,13 +12,15 @@ import { limits } from '../lib/limits.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import {
   type Counter,
+  type CounterChild,
   defaultRegistry,
   type Histogram,
+  type HistogramChild,
   prometheusContentType,
   type Registry,
 } from '../lib/metrics.js';
 import { type Access, authorize, bearerToken, hashToken, type Principal } from './auth.js';
-import type { RequestBackend, RequestId } from './backend.js';
+import type { RequestBackend, RequestId, TokenRecord } from './backend.js';
 import { ClusterMetrics, type ClusterMetricsOptions } from './cluster-metrics.js';
 import { dashboardHtml } from './dashboard.js';
 import { type ApiResponse, errorResponse, type Headers, header, itemKey, json, tableName } from './format.js';
@@ -97,6 +99,9 @@ export class Api {
   private readonly startedAt = Date.now();
   private requestCounter = 0;
   private readonly tokenHashes = new Map<string, string>();
+  private readonly tableNames = new Map<string, string>();
+  /** op -> code -> the latency and count series (labels() joins strings per call). */
+  private readonly series = new Map<string, Map<string, { latency: HistogramChild; count: CounterChild }>>();
   private readonly clusterMetrics: ClusterMetrics | null;
 
   constructor(backend: RequestBackend, opts: ApiOptions = {}) {
@@ -195,12 +200,25 @@ export class Api {
     }
   }
 
-  /** Routing, token, path parameters and permissions; the body comes later. */
-  async begin(matched: ReturnType<Api['match']>, headers: Headers): Promise<Pending> {
+  /**
+   * Routing, token, path parameters and permissions; the body comes later. Synchronous (no promise)
+   * when the route is public or the token is in the backend's in-memory catalog.
+   */
+  begin(matched: ReturnType<Api['match']>, headers: Headers): Pending | Promise<Pending> {
+    if (matched.spec.access === 'public') return this.prepare(matched, headers, null);
+    const hash = this.tokenHash(bearerToken(header(headers, 'authorization')));
+    const known = this.backend.cachedToken?.(hash);
+    if (known !== undefined) return this.prepare(matched, headers, principalOf(known));
+    return this.backend.verifyToken(hash).then((record) => {
+      if (record === null) throw new TesseraError('UNAUTHORIZED', 'unknown or revoked token');
+      return this.prepare(matched, headers, principalOf(record));
+    });
+  }
+
+  private prepare(matched: ReturnType<Api['match']>, headers: Headers, principal: Principal | null): Pending {
     const { spec: s, params, query } = matched;
-    const principal = s.access === 'public' ? null : await this.authenticate(headers);
     const tableSeg = params.get('table');
-    const table = tableSeg === undefined ? '' : tableName(tableSeg);
+    const table = tableSeg === undefined ? '' : this.tableName(tableSeg);
     const keySeg = params.get('key');
     const key = keySeg === undefined ? new Uint8Array(0) : itemKey(keySeg);
     if (principal !== null) authorize(principal, s.access, tableSeg === undefined ? null : table);
@@ -224,11 +242,15 @@ export class Api {
     };
   }
 
-  private async authenticate(headers: Headers): Promise<Principal> {
-    const secret = bearerToken(header(headers, 'authorization'));
-    const record = await this.backend.verifyToken(this.tokenHash(secret));
-    if (record === null) throw new TesseraError('UNAUTHORIZED', 'unknown or revoked token');
-    return { id: record.id, role: record.role, table: record.table };
+  /** A table name from its path segment, from a bounded cache of segments already checked. */
+  private tableName(segment: string): string {
+    let name = this.tableNames.get(segment);
+    if (name === undefined) {
+      name = tableName(segment);
+      if (this.tableNames.size >= limits.rmTableNameCacheMax) this.tableNames.clear();
+      this.tableNames.set(segment, name);
+    }
+    return name;
   }
 
   /** sha256 of a bearer secret, from a bounded cache (a hash per request was a visible CPU cost). */
@@ -283,8 +305,18 @@ export class Api {
   record(op: string, res: ApiResponse, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const code = resultCode(res);
-    this.latency.labels(op, code).observe(seconds);
-    this.requests.labels(op, code).inc();
+    let byCode = this.series.get(op);
+    if (byCode === undefined) {
+      byCode = new Map();
+      this.series.set(op, byCode);
+    }
+    let s = byCode.get(code);
+    if (s === undefined) {
+      s = { latency: this.latency.labels(op, code), count: this.requests.labels(op, code) };
+      byCode.set(code, s);
+    }
+    s.latency.observe(seconds);
+    s.count.inc();
   }
 
   private async metricsResponse(): Promise<ApiResponse> {
@@ -308,6 +340,17 @@ export class Api {
       })),
     };
   }
+}
+
+/** The principal of a token record, made once per record (records are cached by the backend). */
+const principals = new WeakMap<TokenRecord, Principal>();
+function principalOf(r: TokenRecord): Principal {
+  let p = principals.get(r);
+  if (p === undefined) {
+    p = { id: r.id, role: r.role, table: r.table };
+    principals.set(r, p);
+  }
+  return p;
 }
 
 function matchPath(pattern: string[], segments: string[]): Map<string, string> | null {

@@ -187,6 +187,11 @@ export interface RequestBackend {
   revokeToken(id: string): Promise<void>;
   /** The record whose hash is this sha256 hex, or null. Called on every request: answer from memory. */
   verifyToken(hash: string): Promise<TokenRecord | null>;
+  /**
+   * Optional synchronous fast path of verifyToken: the record when the backend's in-memory copy of
+   * the catalog has it now, undefined when verifyToken must be asked (unknown here, or not loaded).
+   */
+  cachedToken?(hash: string): TokenRecord | undefined;
 
   /** An opaque, versioned snapshot of the catalog (tables, shards, groups, nodes, tokens). */
   backupMetadata(): Promise<Uint8Array>;

@@ -16,7 +16,7 @@ import {
   decodeKvScanResult,
   decodeKvWriteResult,
   encodeKvDelete,
-  encodeKvGet,
+  encodeKvGetAt,
   encodeKvPut,
   encodeKvScan,
   type RpcCondition,
@@ -173,7 +173,7 @@ export class ClusterBackend implements RequestBackend {
   }
 
   async get(table: string, key: Uint8Array): Promise<Item | null> {
-    const out = await this.router.call('kvGet', table, key, (target) => encodeKvGet({ ...target, key }));
+    const out = await this.router.call('kvGet', table, key, (target) => encodeKvGetAt(target, key));
     const r = decodeKvGetResult(out);
     return r.value === null || r.seq === null ? null : { value: r.value, seq: r.seq };
   }
@@ -265,6 +265,12 @@ export class ClusterBackend implements RequestBackend {
       throw new TesseraError('TOKEN_NOT_FOUND', `no token ${id}`);
     await this.mmCall(() => this.mm.call('tokens', { op: 'revoke', id: n }));
     this.cache.forgetToken(n);
+  }
+
+  /** The record when the in-memory catalog (which follows revocations) has it; else undefined. */
+  cachedToken(hash: string): TokenRecord | undefined {
+    const t = this.cache.tokenByHash(hash);
+    return t === undefined ? undefined : tokenRecord(t);
   }
 
   /** From memory (the cache follows the catalog); a miss asks the MM (a token created elsewhere just now). */

@@ -119,7 +119,8 @@ export class HttpFrontend {
     try {
       const matched = this.api.match(req.method ?? 'GET', req.url ?? '/');
       op = matched.spec.op;
-      const pending = await this.api.begin(matched, req.headers);
+      const begun = this.api.begin(matched, req.headers);
+      const pending = begun instanceof Promise ? await begun : begun;
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > pending.bodyBytesMax) {
         closeAfter = true; // the body stays unread: the connection can't be reused
@@ -129,7 +130,8 @@ export class HttpFrontend {
       if (expectsContinue) res.writeContinue();
       let body: Uint8Array;
       try {
-        body = await readBody(req, pending);
+        const read = readBody(req, pending);
+        body = read instanceof Promise ? await read : read;
       } catch (e) {
         closeAfter = true;
         throw e;
@@ -153,10 +155,12 @@ export class HttpFrontend {
   private send(req: http.IncomingMessage, res: http.ServerResponse, out: ApiResponse, close: boolean): void {
     if (res.headersSent || res.destroyed) return;
     const body = typeof out.body === 'string' ? Buffer.from(out.body, 'utf8') : out.body;
-    for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
-    res.setHeader('content-length', body.length);
-    if (close) res.setHeader('connection', 'close');
-    res.writeHead(out.status);
+    // One flat [name, value, ...] list straight to writeHead: no per-header setHeader bookkeeping.
+    const headers: string[] = [];
+    for (const k in out.headers) headers.push(k, out.headers[k] as string);
+    headers.push('content-length', String(body.length));
+    if (close) headers.push('connection', 'close');
+    res.writeHead(out.status, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
     if (close) res.on('finish', () => req.socket.destroySoon?.());
   }

@@ -155,7 +155,7 @@ export class Router {
       lastError: null,
     };
     for (let round = 0; ; round++) {
-      const table = await this.table(tableName);
+      const table = this.cache.table(tableName) ?? (await this.table(tableName));
       const shard = shardFor(table, key);
       const now = Date.now();
       const left = end - now;

@@ -204,6 +204,11 @@ function bad(what: string): never {
 
 /** Unpacks a payload into its fields (version checked). */
 export function unpackPayload(payload: Uint8Array, fieldsMin: number): unknown[] {
+  return unpackFields(payload, fieldsMin).slice(1);
+}
+
+/** unpackPayload without the copy: the fields start at index 1 (index 0 is the checked version). */
+function unpackFields(payload: Uint8Array, fieldsMin: number): unknown[] {
   let v: unknown;
   try {
     v = packr.unpack(payload);
@@ -212,7 +217,7 @@ export function unpackPayload(payload: Uint8Array, fieldsMin: number): unknown[]
   }
   if (!Array.isArray(v) || v.length < 1 + fieldsMin) return bad('payload is not a field array');
   if (v[0] !== storageRpcVersion) return bad(`unsupported version ${String(v[0])}`);
-  return v.slice(1);
+  return v;
 }
 
 /** Field readers: check the type and range, throw BAD_REQUEST otherwise. */
@@ -308,10 +313,22 @@ export function decodeKvDelete(p: Uint8Array): KvDeleteRequest {
   };
 }
 
-export const encodeKvGet = (r: KvGetRequest): Uint8Array => packPayload([...targetFields(r), r.key]);
+export const encodeKvGet = (r: KvGetRequest): Uint8Array => encodeKvGetAt(r, r.key);
+/** encodeKvGet without building a request object (the request manager's hot path). */
+export const encodeKvGetAt = (t: ShardTarget, k: Uint8Array): Uint8Array =>
+  new Uint8Array(
+    packr.pack([storageRpcVersion, t.group, t.shard, t.epoch, t.catalogVersion, t.deadlineMs, k]),
+  );
 export function decodeKvGet(p: Uint8Array): KvGetRequest {
-  const f = unpackPayload(p, 6);
-  return { ...readTarget(f), key: key(f[5]) };
+  const f = unpackFields(p, 6);
+  return {
+    group: read.group(f[1]),
+    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
+    epoch: read.uint(f[3], 'epoch'),
+    catalogVersion: read.uint(f[4], 'catalogVersion'),
+    deadlineMs: read.uint(f[5], 'deadlineMs'),
+    key: key(f[6]),
+  };
 }
 
 export const encodeKvScan = (r: KvScanRequest): Uint8Array =>
@@ -334,9 +351,9 @@ export const decodeKvWriteResult = (p: Uint8Array): KvWriteResult => ({
 
 export const encodeKvGetResult = (r: KvGetResult): Uint8Array => packPayload([r.value, r.seq]);
 export function decodeKvGetResult(p: Uint8Array): KvGetResult {
-  const f = unpackPayload(p, 2);
-  if (f[0] === null) return { value: null, seq: null };
-  return { value: read.bytes(f[0], 'value', limits.valueBytesMax), seq: read.seq(f[1], 'seq') };
+  const f = unpackFields(p, 2);
+  if (f[1] === null) return { value: null, seq: null };
+  return { value: read.bytes(f[1], 'value', limits.valueBytesMax), seq: read.seq(f[2], 'seq') };
 }
 
 export const encodeKvScanResult = (r: KvScanResult): Uint8Array =>
