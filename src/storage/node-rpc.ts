@@ -59,16 +59,24 @@ function leaderOnly(node: StorageNode, group: GroupId): KvStateMachine {
   return sm;
 }
 
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TesseraError('TIMEOUT', `${what}: no answer within ${ms} ms`)), ms);
+/** `p`, or TIMEOUT after `ms` (one promise and one timer: this runs per linearizable read). */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new TesseraError('TIMEOUT', `${what}: no answer within ${ms} ms`)),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
   });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function checkShard(sm: KvStateMachine, t: rpc.ShardTarget): ShardInfo | undefined {
@@ -84,14 +92,18 @@ async function shardFor(
   t: rpc.ShardTarget,
   read: boolean,
 ): Promise<ShardInfo> {
-  let s = checkShard(sm, t);
-  if (s === undefined && !read) {
+  if (checkShard(sm, t) === undefined && !read) {
     // The leader may not have applied the latest assignment yet: catch up once.
     await withDeadline(node.host.read(t.group), Math.max(1, t.deadlineMs), 'catch-up read').catch(
       () => undefined,
     );
-    s = checkShard(sm, t);
   }
+  return ownedShard(sm, t);
+}
+
+/** The shard at the request's epoch, or STALE_SHARD / TABLE_NOT_FOUND / BAD_REQUEST_MANAGER now. */
+function ownedShard(sm: KvStateMachine, t: rpc.ShardTarget): ShardInfo {
+  const s = checkShard(sm, t);
   if (s === undefined) {
     const reg = sm.registered(t.shard);
     if (reg !== undefined && sm.tableDropped(reg.table))
@@ -112,7 +124,11 @@ async function shardFor(
 }
 
 /** Bounds kv.* in flight on the node. */
-async function bounded<T>(node: StorageNode, f: () => Promise<T>): Promise<T> {
+async function bounded(
+  node: StorageNode,
+  f: (p: Uint8Array) => Promise<Uint8Array>,
+  p: Uint8Array,
+): Promise<Uint8Array> {
   if (node.inflight >= node.inflightMax)
     throw new TesseraError(
       'TOO_MANY_REQUESTS',
@@ -120,7 +136,7 @@ async function bounded<T>(node: StorageNode, f: () => Promise<T>): Promise<T> {
     );
   node.inflight++;
   try {
-    return await f();
+    return await f(p);
   } finally {
     node.inflight--;
   }
@@ -168,18 +184,25 @@ const messages = {
   OUTCOME_UNKNOWN: 'the first outcome of this request id was forgotten',
 } as const;
 
+/** Waits for host.read (lease or read index, checked when the read is served); NOT_LEADER with the address. */
+async function readBarrier(node: StorageNode, t: rpc.ShardTarget): Promise<void> {
+  try {
+    await withDeadline(node.host.read(t.group), Math.max(1, t.deadlineMs), 'linearizable read');
+  } catch (e) {
+    throw withAddress(node, e);
+  }
+}
+
 async function linearizable(node: StorageNode, t: rpc.ShardTarget): Promise<[KvStateMachine, ShardInfo]> {
   const sm = leaderOnly(node, t.group);
-  await withDeadline(node.host.read(t.group), Math.max(1, t.deadlineMs), 'linearizable read').catch(
-    (e: unknown) => {
-      throw withAddress(node, e);
-    },
-  );
-  return [sm, await shardFor(node, sm, t, true)];
+  await readBarrier(node, t);
+  return [sm, ownedShard(sm, t)];
 }
 
 async function get(node: StorageNode, r: rpc.KvGetRequest): Promise<Uint8Array> {
-  const [sm, s] = await linearizable(node, r);
+  const sm = leaderOnly(node, r.group);
+  await readBarrier(node, r);
+  const s = ownedShard(sm, r);
   const rec = await sm.engineOf(s).get(s.keyspace, r.key);
   if (rec === undefined || rec.tombstone) return rpc.encodeKvGetResult({ value: null, seq: null });
   return rpc.encodeKvGetResult({ value: rec.value, seq: rec.seq });
@@ -255,7 +278,7 @@ export function registerHandlers(node: StorageNode): void {
   const t = node.transport;
   const kv = (f: (p: Uint8Array) => Promise<Uint8Array>) => (from: PeerIdentity, p: Uint8Array) => {
     requireRole(from, 'request');
-    return bounded(node, () => f(p));
+    return bounded(node, f, p);
   };
   t.onRequest(
     StorageKind.kvPut,
