@@ -217,4 +217,9 @@ export const limits = {
   kvMemtableBytesMax: 32 * 1024 * 1024,
   /** Table-name path segments the request manager remembers as already checked (cleared when full). */
   rmTableNameCacheMax: 1024,
+  /**
+   * HTTP response bodies up to this size are written as a latin1 string in the head's socket write
+   * (one write instead of a corked writev of head + body); larger ones are written as buffers.
+   */
+  httpInlineBodyBytesMax: 16 * 1024,
 } as const;

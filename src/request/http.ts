@@ -154,14 +154,23 @@ export class HttpFrontend {
 
   private send(req: http.IncomingMessage, res: http.ServerResponse, out: ApiResponse, close: boolean): void {
     if (res.headersSent || res.destroyed) return;
-    const body = typeof out.body === 'string' ? Buffer.from(out.body, 'utf8') : out.body;
+    // A string body (or a small binary one as latin1, byte for byte) leaves in the same socket
+    // write as the head: node:http prepends its header string to a string chunk, while a Buffer
+    // chunk goes out corked as a second chunk of a writev.
+    const b = out.body;
+    const text = typeof b === 'string';
+    const inline = text || b.length <= limits.httpInlineBodyBytesMax;
+    const bytes = text ? Buffer.byteLength(b, 'utf8') : b.length;
     // One flat [name, value, ...] list straight to writeHead: no per-header setHeader bookkeeping.
     const headers: string[] = [];
     for (const k in out.headers) headers.push(k, out.headers[k] as string);
-    headers.push('content-length', String(body.length));
+    headers.push('content-length', String(bytes));
     if (close) headers.push('connection', 'close');
     res.writeHead(out.status, headers);
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (req.method === 'HEAD') res.end();
+    else if (text) res.end(b, 'utf8');
+    else if (inline) res.end(Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1'), 'latin1');
+    else res.end(b);
     if (close) res.on('finish', () => req.socket.destroySoon?.());
   }
 

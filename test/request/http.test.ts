@@ -66,6 +66,21 @@ describe('over real sockets', () => {
     );
   });
 
+  it('answers values of every byte exactly on both sides of the inline-body size', async () => {
+    const edge = limits.httpInlineBodyBytesMax;
+    for (const size of [0, 1, 255, 256, edge - 1, edge, edge + 1, 3 * edge]) {
+      const value = Uint8Array.from({ length: size }, (_, i) => (i * 131 + size) & 0xff);
+      const key = new TextEncoder().encode(`size-${size}`);
+      await client.put('t', key, value);
+      const res = await fetch(`${server.url}/v1/tables/t/items/size-${size}`, {
+        headers: { authorization: `Bearer ${tokens.admin}` },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBe(String(size));
+      expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from(value));
+    }
+  });
+
   it('answers 413 on a too-large Content-Length before reading the body, and closes', async () => {
     const before = backend.dump();
     const req =
