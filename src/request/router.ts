@@ -106,6 +106,16 @@ interface Attempt {
   lastError: unknown;
 }
 
+const isWrite = (kind: KvCall): boolean => kind === 'kvPut' || kind === 'kvDelete';
+
+const newAttempt = (): Attempt => ({
+  maybeDelivered: false,
+  followHint: false,
+  hintsFollowed: 0,
+  probe: 0,
+  lastError: null,
+});
+
 export class Router {
   private readonly t: Transport;
   private readonly cache: CatalogCache;
@@ -138,23 +148,45 @@ export class Router {
    * Calls `kind` on the leader of the shard holding `key` of `tableName`. `encode` builds the
    * payload for a target; it must be deterministic except for the target (same request id).
    */
-  async call(
+  call(
     kind: KvCall,
     tableName: string,
     key: Uint8Array,
     encode: (target: ShardTarget) => Uint8Array,
   ): Promise<Uint8Array> {
-    const write = kind === 'kvPut' || kind === 'kvDelete';
     const start = Date.now();
+    // Fast path: table cached and the group's leader known; the retry loop only on a failure.
+    const table = this.cache.table(tableName);
+    if (table !== undefined) {
+      const shard = shardFor(table, key);
+      const leader = this.cache.leaderOf(shard.group);
+      if (leader !== null && this.cache.hasAddress(leader)) {
+        return this.send(leader, kind, shard, encode, this.deadlineMs).catch((e: unknown) => {
+          const a = newAttempt();
+          if (!this.absorb(e, shard.group, leader, isWrite(kind), a)) throw e;
+          // As the loop does after a failed round 0: count a followed hint, go on without sleeping.
+          if (a.followHint && a.hintsFollowed < limits.rmHintsFollowedMax) a.hintsFollowed++;
+          a.followHint = false;
+          return this.retry(kind, tableName, key, encode, start, a, 1);
+        });
+      }
+    }
+    return this.retry(kind, tableName, key, encode, start, newAttempt(), 0);
+  }
+
+  /** The routing loop of `call`, from round `first` (1 after a failed fast-path attempt). */
+  private async retry(
+    kind: KvCall,
+    tableName: string,
+    key: Uint8Array,
+    encode: (target: ShardTarget) => Uint8Array,
+    start: number,
+    a: Attempt,
+    first: number,
+  ): Promise<Uint8Array> {
+    const write = isWrite(kind);
     const end = start + this.deadlineMs;
-    const a: Attempt = {
-      maybeDelivered: false,
-      followHint: false,
-      hintsFollowed: 0,
-      probe: 0,
-      lastError: null,
-    };
-    for (let round = 0; ; round++) {
+    for (let round = first; ; round++) {
       const table = this.cache.table(tableName) ?? (await this.table(tableName));
       const shard = shardFor(table, key);
       const now = Date.now();
@@ -186,7 +218,7 @@ export class Router {
     throw this.giveUp(kind, tableName, write, a);
   }
 
-  private async send(
+  private send(
     target: NodeId,
     kind: KvCall,
     shard: ShardWire,
@@ -200,9 +232,14 @@ export class Router {
       catalogVersion: Math.max(0, this.cache.version),
       deadlineMs: left,
     });
-    const out = await this.t.request(target, StorageKind[kind], payload, { timeoutMs: left });
-    this.counters?.ok(kind);
-    return out;
+    const counters = this.counters;
+    const out = this.t.request(target, StorageKind[kind], payload, { timeoutMs: left });
+    return counters === undefined
+      ? out
+      : out.then((r) => {
+          counters.ok(kind);
+          return r;
+        });
   }
 
   /** Leader hint, else the next voter; null when the group has none we can reach. */
