@@ -44,6 +44,16 @@ function maxSeq(a: Seq, b: Seq): Seq {
   return compareBytes(a, b) >= 0 ? a : b;
 }
 
+/**
+ * The bytes as an array of their own: a decoded command's key and value are views into the
+ * entry's buffer (a log chunk, a network frame), which a held record must not keep alive.
+ */
+const own = (b: Uint8Array): Uint8Array => (b.byteLength === b.buffer.byteLength ? b : b.slice());
+
+function owned(w: EngineWrite): EngineWrite {
+  return w.type === 'put' ? { ...w, key: own(w.key), value: own(w.value) } : { ...w, key: own(w.key) };
+}
+
 const toRecord = (w: EngineWrite): EngineRecord => ({
   value: w.type === 'put' ? w.value : new Uint8Array(0),
   seq: w.seq,
@@ -65,7 +75,8 @@ class Generation {
 
   add(writes: readonly EngineWrite[], index: LogIndex, seq: Seq, meta: readonly MetaWrite[]): void {
     assert(this.index === undefined || index >= this.index, 'memtable applied index went back');
-    for (const w of writes) {
+    for (const given of writes) {
+      const w = owned(given);
       let ks = this.writes.get(w.keyspace);
       if (ks === undefined) {
         ks = new Map();
@@ -78,7 +89,8 @@ class Generation {
       ks.set(id, w);
       this.bytes += size(w);
     }
-    for (const m of meta) {
+    for (const given of meta) {
+      const m = { key: own(given.key), value: given.value === undefined ? undefined : own(given.value) };
       const id = idOf(m.key);
       const old = this.meta.get(id);
       if (old !== undefined) this.bytes -= old.key.length + (old.value?.length ?? 0) + recordOverhead;

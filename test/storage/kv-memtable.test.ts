@@ -265,3 +265,107 @@ describe('KvStateMachine memtable', () => {
     expect(rows.length).toBe(n);
   });
 });
+
+/** The engine, with its applyBatch held until `open()` (or failed by `fail()`). */
+function gated(engine: Engine) {
+  let release: (() => void) | undefined;
+  let gate = new Promise<void>((r) => {
+    release = r;
+  });
+  let failure: Error | undefined;
+  let calls = 0;
+  const view = new Proxy(engine, {
+    get(target, prop, receiver) {
+      if (prop !== 'applyBatch') {
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      }
+      return async (...args: Parameters<Engine['applyBatch']>) => {
+        calls++;
+        await gate;
+        if (failure !== undefined) throw failure;
+        return target.applyBatch(...args);
+      };
+    },
+  });
+  return {
+    view,
+    calls: () => calls,
+    open: () => release?.(),
+    fail: (e: Error) => {
+      failure = e;
+      release?.();
+    },
+    close: () => {
+      gate = new Promise<void>((r) => {
+        release = r;
+      });
+    },
+  };
+}
+
+/** Lets pending promise callbacks and I/O callbacks run. */
+const turns = async (n = 20) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('KvStateMachine memtable: back-pressure and flush failures', () => {
+  const scratch = new Scratch();
+  afterAll(() => scratch.cleanup());
+
+  async function gatedSm() {
+    const lsm = gated(await scratch.open('lsm'));
+    const engines = new Map<EngineKind, Engine>([
+      ['btree', await scratch.open('btree')],
+      ['lsm', lsm.view],
+    ]);
+    const sm = await KvStateMachine.open(groupId(4), engines);
+    lsm.open();
+    await sm.apply([at(1, assign(S2, T2, 'lsm'))]);
+    await sm.flush();
+    lsm.close();
+    return { sm, lsm };
+  }
+
+  const big = 'v'.repeat(64 * 1024);
+  const puts = (sm: KvStateMachine, from: number, n: number, client: bigint) =>
+    Array.from({ length: n }, (_, i) =>
+      at(from + i, cmd(sm, S2, 'put', `k${from + i}`, big, [client, i + 1])),
+    );
+
+  it('above kvMemtableBytesMax an apply waits for the flush', async () => {
+    const { sm, lsm } = await gatedSm();
+    const n = Math.ceil(limits.kvMemtableBytesMax / big.length) + 1;
+    await sm.apply(puts(sm, 2, n, 1n)); // held; its background flush is stuck at the gate
+    expect(sm.memtableSize().bytes).toBeGreaterThanOrEqual(limits.kvMemtableBytesMax);
+    let done = false;
+    const second = sm.apply(puts(sm, 2 + n, 4, 2n)).then(() => {
+      done = true;
+    });
+    await turns();
+    expect(done).toBe(false); // back-pressure: waiting for the engine
+    expect((await sm.appliedPosition()).index).toBe(1);
+    lsm.open();
+    await second;
+    expect((await sm.appliedPosition()).index).toBeGreaterThanOrEqual(n + 1);
+    expect(sm.memtableSize().bytes).toBeLessThan(limits.kvMemtableBytesMax);
+    await sm.flush();
+    expect((await sm.appliedPosition()).index).toBe(n + 5);
+  });
+
+  it('a failed flush is sticky: later applies, flushes and checkpoints reject; reads still see the data', async () => {
+    const { sm, lsm } = await gatedSm();
+    await sm.apply(puts(sm, 2, 3, 1n));
+    const flushing = sm.flush();
+    await turns();
+    lsm.fail(new Error('disk on fire'));
+    await expect(flushing).rejects.toThrow('disk on fire');
+    await expect(sm.apply(puts(sm, 5, 1, 2n))).rejects.toThrow('disk on fire');
+    await expect(sm.checkpoint()).rejects.toThrow('disk on fire');
+    expect((await sm.appliedPosition()).index).toBe(1); // the engine never got them
+    const s2 = sm.shard(S2);
+    if (s2 === undefined) throw new Error('no S2');
+    expect((await sm.engineOf(s2).get(s2.keyspace, enc('k3')))?.value.length).toBe(big.length);
+    await sm.close(); // does not raise it again
+  });
+});
