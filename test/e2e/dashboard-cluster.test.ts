@@ -85,7 +85,15 @@ describe('observability on a real dev cluster', () => {
               (value(m, 'tessera_group_leader', { group: String(g.id) }) ?? 0) === g.leader,
           );
           const lags = find(m, 'tessera_group_replication_lag_entries');
-          return everyNode && led && lags.length === 6 && lags.every((s) => s.value === 0);
+          // Heartbeats (500 ms) and the scrape cache (1 s) may still show the state before the 20
+          // puts: wait until the applied counters include them (20 puts x 3 replicas at least).
+          const applied = storage().reduce(
+            (sum, n) => sum + (value(m, 'tessera_node_entries_applied_total', { node: String(n) }) ?? 0),
+            0,
+          );
+          return (
+            everyNode && led && applied >= 3 * 20 && lags.length === 6 && lags.every((s) => s.value === 0)
+          );
         },
         20_000,
       );
