@@ -12,7 +12,7 @@ import { nodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { createLogger } from '../lib/log.js';
 import { parseAddress } from '../storage/node.js';
-import { parseMembers } from '../storage/main.js';
+import { parseMembers } from '../cli/members.js';
 import { loadOrCreateClusterSecret } from '../transport/secret.js';
 import { MetadataNode } from './node.js';
 

@@ -7,12 +7,13 @@
  * SIGTERM / SIGINT: stop accepting, close, exit 0.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { flagString, parseArgs, UsageError } from '../cli/args.js';
 import { isTesseraError } from '../lib/errors.js';
-import { type NodeId, nodeId } from '../lib/ids.js';
+import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+import { loadNodeFile, saveNodeFile } from '../lib/node-file.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { MmClient } from '../metadata/client.js';
 import { loadClusterSecret } from '../transport/secret.js';
@@ -26,44 +27,9 @@ const usage =
   'request --listen HOST:PORT --mm ID=HOST:PORT,... --dir DIR [--secret FILE] [--admin-token FILE]';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** `1=127.0.0.1:7001,2=...` -> id -> address. */
-export function parseMembers(s: string): Map<NodeId, PeerAddress> {
-  const out = new Map<NodeId, PeerAddress>();
-  for (const part of s.split(',')) {
-    const m = /^(\d+)=(.+)$/.exec(part.trim());
-    const addr = m?.[2] === undefined ? null : parseAddress(m[2]);
-    const id = Number(m?.[1]);
-    if (m === null || addr === null || !Number.isInteger(id) || id < 1 || id > limits.mmNodeIdMax)
-      throw new UsageError(`bad --mm entry ${part} (expected ID=HOST:PORT, ID 1..${limits.mmNodeIdMax})`);
-    out.set(nodeId(id), addr);
-  }
-  if (out.size === 0) throw new UsageError('--mm needs at least one member');
-  return out;
-}
+import { parseMembers } from '../cli/members.js';
 
-interface NodeFile {
-  version: 1;
-  node: number | null;
-  key: string;
-}
-
-/** D/node.json: the stable key (and the id once registered), written atomically. */
-function loadNodeFile(dir: string): NodeFile {
-  const file = path.join(dir, 'node.json');
-  if (existsSync(file)) {
-    const j = JSON.parse(readFileSync(file, 'utf8')) as NodeFile;
-    if (j.version === 1 && typeof j.key === 'string') return j;
-  }
-  const fresh: NodeFile = { version: 1, node: null, key: randomBytes(16).toString('hex') };
-  saveNodeFile(dir, fresh);
-  return fresh;
-}
-
-function saveNodeFile(dir: string, f: NodeFile): void {
-  const file = path.join(dir, 'node.json');
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(f)}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
-}
+export { parseMembers };
 
 function secretPath(dir: string, flag: string | undefined): string {
   if (flag !== undefined) return flag;

@@ -7,10 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { flagString, parseArgs, UsageError } from '../cli/args.js';
 import { isTesseraError } from '../lib/errors.js';
-import { type NodeId, nodeId } from '../lib/ids.js';
-import { limits } from '../lib/limits.js';
 import { createLogger } from '../lib/log.js';
-import type { PeerAddress } from '../transport/index.js';
 import { loadClusterSecret } from '../transport/secret.js';
 import { parseAddress, StorageNode } from './node.js';
 
@@ -23,20 +20,9 @@ function secretPath(dir: string, flag: string | undefined): string {
   return existsSync(up) ? up : path.join(dir, 'cluster.secret');
 }
 
-/** `1=127.0.0.1:7001,2=...` -> MM node id -> address. */
-export function parseMembers(s: string): Map<NodeId, PeerAddress> {
-  const out = new Map<NodeId, PeerAddress>();
-  for (const part of s.split(',')) {
-    const m = /^(\d+)=(.+)$/.exec(part.trim());
-    const addr = m?.[2] === undefined ? null : parseAddress(m[2]);
-    const id = Number(m?.[1]);
-    if (m === null || addr === null || !Number.isInteger(id) || id < 1 || id > limits.mmNodeIdMax)
-      throw new UsageError(`bad --mm entry ${part} (expected ID=HOST:PORT, ID 1..${limits.mmNodeIdMax})`);
-    out.set(nodeId(id), addr);
-  }
-  if (out.size === 0) throw new UsageError('--mm needs at least one member');
-  return out;
-}
+import { parseMembers } from '../cli/members.js';
+
+export { parseMembers };
 
 export async function run(args: string[]): Promise<number> {
   const p = parseArgs(args, ['dir', 'listen', 'mm', 'advertise', 'secret', 'heartbeat-ms'], []);

@@ -15,6 +15,7 @@ import { isTesseraError, TesseraError } from '../lib/errors.js';
 import type { GroupId, NodeId } from '../lib/ids.js';
 import { nodeId as toNodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+import { loadNodeFile, saveNodeFile } from '../lib/node-file.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { MmClient } from '../metadata/client.js';
 import { type Assignment, provisionalNodeId } from '../metadata/rpc.js';
@@ -48,14 +49,6 @@ export interface StorageNodeOptions {
   readonly inflightMax?: number;
 }
 
-interface NodeFile {
-  version: 1;
-  node: number | null;
-  key: string;
-  /** Set when the MM said this node was removed: it never starts again under this id. */
-  removed?: boolean;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (a: PeerAddress): string => `${a.host}:${a.port}`;
 
@@ -64,25 +57,6 @@ export function parseAddress(s: string): PeerAddress | null {
   if (m === null) return null;
   const port = Number(m[2]);
   return port > 65535 ? null : { host: m[1] as string, port };
-}
-
-function loadNodeFile(dir: string): NodeFile {
-  const file = path.join(dir, 'node.json');
-  if (existsSync(file)) {
-    const j = JSON.parse(readFileSync(file, 'utf8')) as NodeFile;
-    if (j.version !== 1 || typeof j.key !== 'string')
-      throw new TesseraError('CORRUPTION', `${file}: not format v1`);
-    return j;
-  }
-  const fresh: NodeFile = { version: 1, node: null, key: randomBytes(16).toString('hex') };
-  saveNodeFile(dir, fresh);
-  return fresh;
-}
-
-function saveNodeFile(dir: string, f: NodeFile): void {
-  const file = path.join(dir, 'node.json');
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(f)}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
 }
 
 /** DIR/peers.json, version 1: {"version":1,"peers":[{"node":N,"address":"host:port"}]}. */
