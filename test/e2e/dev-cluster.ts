@@ -75,11 +75,15 @@ export function startDev(dir: string, args: string[], timeoutMs: number): Promis
   });
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
-export async function stopDev(proc: ChildProcess, graceMs = 20_000): Promise<number | null> {
+/** `signal` (SIGTERM; SIGINT = Ctrl-C), then SIGKILL after `graceMs`; resolves with the exit code. */
+export async function stopDev(
+  proc: ChildProcess,
+  graceMs = 20_000,
+  signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM',
+): Promise<number | null> {
   if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
   const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-  proc.kill('SIGTERM');
+  proc.kill(signal);
   const code = await exited(proc);
   clearTimeout(kill);
   return code;

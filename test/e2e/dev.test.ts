@@ -128,8 +128,8 @@ describe('tessera dev (real processes)', () => {
       c.close();
     }
 
-    // Stop: exit 0 and every child gone.
-    expect(await stopDev(dev.proc)).toBe(0);
+    // Ctrl-C (SIGINT): exit 0 and every child gone.
+    expect(await stopDev(dev.proc, 20_000, 'SIGINT')).toBe(0);
     proc = undefined;
     for (const pid of childPids) expect(isAlive(pid)).toBe(false);
 
