@@ -193,7 +193,7 @@ export interface Engine {
   dropGroup(group: GroupId): Promise<void>;
   /** Makes everything applied so far durable (fsync). The log may be truncated after it resolves. */
   checkpoint(): Promise<void>;
-  /** Full compaction (lsm: compactRange; btree: a compacting copy of the file, swapped in). */
+  /** Full compaction (lsm: compactRange; btree: a key-order copy of the records into a fresh file, swapped in). */
   compact(): Promise<void>;
   /** A consistent snapshot of keyspaces (+ the group's meta), in chunks of ~limits.snapshotChunkBytes. */
   snapshot(
