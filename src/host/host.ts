@@ -5,7 +5,7 @@
  * docs/host.md.
  */
 import path from 'node:path';
-import { decodeMembershipChange, encodeEntry, encodeMessage, tryDecodeMessage } from '../consensus/codec.js';
+import { decodeMembershipChange, encodeMessage, tryDecodeMessage } from '../consensus/codec.js';
 import type { Message, MembershipChange, Ready, ReplicaStatus, SnapshotMsg } from '../consensus/types.js';
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
@@ -19,6 +19,7 @@ import { systemClock } from './clock.js';
 import { Descriptors, initialSnapshot } from './descriptor.js';
 import type { HostedGroup } from './group.js';
 import { HostMetrics } from './metrics.js';
+import { atApplied, readyRecords } from './ready-records.js';
 import { startGroup, type StartContext } from './recover.js';
 import { SnapshotReceiver, SnapshotSender } from './snapshot.js';
 import { iterateChunks as iterate } from './snapshot-stream.js';
@@ -574,40 +575,4 @@ export class GroupHost<R> implements GroupHostApi<R> {
     for (const hg of all) await hg.sm.close();
     await this.log.close();
   }
-}
-
-/**
- * The snapshot message for the state machine as it is now: the applies queued in the lane before
- * the capture moved it past the index the core described when it emitted the message.
- */
-function atApplied<R>(hg: HostedGroup<R>, m: SnapshotMsg): SnapshotMsg {
-  const applied = hg.replica.status().applied;
-  if (applied === m.meta.index) return m;
-  assert(applied > m.meta.index, `group ${hg.id}: applied ${applied} below snapshot ${m.meta.index}`);
-  return { ...m, meta: hg.replica.appliedMeta() };
-}
-
-/**
- * Step 2's records: snapshot mark, entries (codec v1 as payload), hard state. A hard state whose
- * term and vote are already durable only moves the commit hint: it waits for the group's next
- * record instead of costing an fsync of its own.
- */
-function readyRecords<R>(hg: HostedGroup<R>, rd: Ready): LogRecord[] {
-  const group = hg.id;
-  const out: LogRecord[] = [];
-  if (rd.snapshot !== null)
-    out.push({ kind: 'snapshot', group, term: rd.snapshot.term, index: rd.snapshot.index });
-  for (const e of rd.entries)
-    out.push({ kind: 'entry', group, term: e.term, index: e.index, payload: encodeEntry(e) });
-  const h = rd.hardState ?? hg.commitHint;
-  if (h === null) return out;
-  const p = hg.durableHard;
-  if (out.length === 0 && p !== null && h.term === p.term && h.vote === p.vote) {
-    hg.commitHint = h;
-    return out;
-  }
-  hg.commitHint = null;
-  hg.durableHard = h;
-  out.push({ kind: 'hardState', group, term: h.term, vote: h.vote, commit: h.commit });
-  return out;
 }
