@@ -13,18 +13,9 @@ interface CommandEntry {
   run: Run;
 }
 
-/** A role command; `load` is undefined until its module exists. */
-function role(usage: string, load?: () => Promise<{ run: Run }>): CommandEntry {
-  return {
-    usage,
-    run: async (args) => {
-      if (load === undefined) {
-        process.stderr.write(`tessera: ${usage.split(' ')[0]}: not implemented yet\n`);
-        return 2;
-      }
-      return (await load()).run(args);
-    },
-  };
+/** A role command, loaded from its module when it runs. */
+function role(usage: string, load: () => Promise<{ run: Run }>): CommandEntry {
+  return { usage, run: async (args) => (await load()).run(args) };
 }
 
 const client =
@@ -38,7 +29,7 @@ const metadataRole = role(
 );
 
 export const commands: Record<string, CommandEntry> = {
-  // Roles (real processes). Wire each to its module, e.g. load: () => import('../dev/main.js').
+  // Roles (real processes), each loaded from its module.
   dev: role('dev [options]            start a local cluster (as npm start)', () => import('./dev.js')),
   storage: role('storage [options]        run a storage node', () => import('../storage/main.js')),
   request: role('request [options]        run a request manager', () => import('../request/node.js')),
