@@ -152,7 +152,7 @@ export class LmdbEngine extends AbstractEngine {
 
   async _sync(): Promise<void> {
     await this.db.flushed;
-    await new Promise<void>((resolve, reject) => this.db.sync((err) => (err ? reject(err) : resolve())));
+    await syncDb(this.db);
   }
 
   /**
@@ -190,7 +190,7 @@ export class LmdbEngine extends AbstractEngine {
         if (batch.length >= limits.engineClearBatchKeysMax) write();
       }
       if (batch.length > 0) write();
-      await new Promise<void>((resolve, reject) => copy.sync((err) => (err ? reject(err) : resolve())));
+      await syncDb(copy);
     } finally {
       await copy.close();
       await rm(`${tmp}-lock`, { force: true });
@@ -213,6 +213,11 @@ export class LmdbEngine extends AbstractEngine {
     await this._sync();
     await this.db.close();
   }
+}
+
+/** Flushes the environment's data file (fsync). */
+function syncDb(db: Db): Promise<void> {
+  return new Promise((resolve, reject) => db.sync((err) => (err ? reject(err) : resolve())));
 }
 
 function asBuffer(b: Uint8Array): Buffer {

@@ -93,24 +93,33 @@ describe('key layout', () => {
   });
 });
 
+/** 4,000 records of 1,000 random bytes in keyspace `ks` (4 batches), seqs and indexes above `from`. */
+async function fillKeyspace(
+  e: Awaited<ReturnType<Scratch['open']>>,
+  ks: number,
+  from: number,
+): Promise<void> {
+  const prng = new Prng(ks);
+  for (let b = 0; b < 4; b++) {
+    const writes = Array.from({ length: 1000 }, (_, i) =>
+      put(
+        keyspaceId(ks),
+        `k${b}-${i}`,
+        new Uint8Array(1000).map(() => prng.int(0, 255)),
+        seq(from + b * 1000 + i + 1),
+      ),
+    );
+    await e.applyBatch(groupId(1), writes, logIndex(from + b + 1), seq(from + 1));
+  }
+}
+
 describe('dropKeyspace frees space (lsm)', () => {
   const scratch = new Scratch();
   afterAll(() => scratch.cleanup());
 
   it('the directory shrinks after dropping a large keyspace', async () => {
     const e = await scratch.open('lsm');
-    const prng = new Prng(5);
-    for (let b = 0; b < 4; b++) {
-      const writes = Array.from({ length: 1000 }, (_, i) =>
-        put(
-          keyspaceId(1),
-          `k${b}-${i}`,
-          new Uint8Array(1000).map(() => prng.int(0, 255)),
-          seq(b * 1000 + i + 1),
-        ),
-      );
-      await e.applyBatch(groupId(1), writes, logIndex(b + 1), seq(1));
-    }
+    await fillKeyspace(e, 1, 0);
     await e.compact();
     const before = await dirBytes(e.dir);
     expect(before).toBeGreaterThan(3_000_000);
@@ -124,31 +133,16 @@ describe('dropKeyspace frees space (btree)', () => {
   const scratch = new Scratch();
   afterAll(() => scratch.cleanup());
 
-  const fill = async (e: Awaited<ReturnType<Scratch['open']>>, ks: number, from: number) => {
-    const prng = new Prng(ks);
-    for (let b = 0; b < 4; b++) {
-      const writes = Array.from({ length: 1000 }, (_, i) =>
-        put(
-          keyspaceId(ks),
-          `k${b}-${i}`,
-          new Uint8Array(1000).map(() => prng.int(0, 255)),
-          seq(from + b * 1000 + i + 1),
-        ),
-      );
-      await e.applyBatch(groupId(1), writes, logIndex(from + b + 1), seq(from + 1));
-    }
-  };
-
   it('LMDB reuses the dropped pages, and compact() gives them back to the file system', async () => {
     const e = await scratch.open('btree');
-    await fill(e, 1, 0);
+    await fillKeyspace(e, 1, 0);
     await e.compact();
     const before = await dirBytes(e.dir);
     expect(before).toBeGreaterThan(3_000_000);
     await e.dropKeyspace(keyspaceId(1));
     expect(await e.scan(keyspaceId(1), { includeTombstones: true })).toEqual([]);
     // As much data again in another keyspace: written into the freed pages, the file barely grows.
-    await fill(e, 2, 10_000);
+    await fillKeyspace(e, 2, 10_000);
     const reused = await dirBytes(e.dir);
     expect(reused).toBeLessThan(before * 1.5);
     await e.dropKeyspace(keyspaceId(2));
