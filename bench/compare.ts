@@ -5,9 +5,12 @@
  * of 100-byte values on uniform random keys; at 64 clients: linearizable gets of loaded keys.
  * Prints a table (ops/s, p50/p99, ratio Tessera/etcd), a live progress line, and with --json a last
  * JSON line (`"tool":"compare","version":1`). If Tessera is not reachable it runs the etcd side only.
+ * In the same run, the YCSB generator over Tessera's own TypeScript client (src/client): workloads
+ * A, B and C, uniform and zipfian keys, 1/16/64/256 clients, on the keys loaded for the gets.
  *
  *   npm run bench -- [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
  *     [--clients 16,64,256] [--read-clients 64] [--skip-etcd] [--skip-tessera] [--json]
+ *     [--ycsb-duration 5] [--ycsb-clients 1,16,64,256] [--skip-ycsb]
  */
 import { parseArgs } from 'node:util';
 import { limits } from '../src/lib/limits.js';
@@ -22,7 +25,7 @@ import {
   serverArgOptions,
 } from '../src/bench/tessera.js';
 import { runWrk } from './lib/wrk.js';
-import { intIn, runPhase, ycsbDefaults } from '../src/bench/ycsb.js';
+import { intIn, runPhase, runYcsb, ycsbDefaults, type YcsbResult, ycsbTable } from '../src/bench/ycsb.js';
 
 interface CompareOptions {
   url: string;
@@ -37,6 +40,9 @@ interface CompareOptions {
   etcdPort: number;
   table: string;
   threads: number;
+  ycsbDurationS: number;
+  ycsbClients: number[];
+  skipYcsb: boolean;
 }
 
 export interface Row {
@@ -61,6 +67,9 @@ function parseOptions(argv: string[]): CompareOptions {
       'etcd-port': { type: 'string', default: '23790' },
       table: { type: 'string', default: 'bench' },
       threads: { type: 'string', default: '2' },
+      'ycsb-duration': { type: 'string', default: '5' },
+      'ycsb-clients': { type: 'string', default: ycsbDefaults.clients.join(',') },
+      'skip-ycsb': { type: 'boolean', default: false },
     },
   });
   return {
@@ -76,6 +85,11 @@ function parseOptions(argv: string[]): CompareOptions {
     etcdPort: intIn(values['etcd-port'], '--etcd-port', 1024, 65_000),
     table: values.table,
     threads: intIn(values.threads, '--threads', 1, 64),
+    ycsbDurationS: intIn(values['ycsb-duration'], '--ycsb-duration', 1, limits.benchDurationSMax),
+    ycsbClients: values['ycsb-clients']
+      .split(',')
+      .map((c) => intIn(c, '--ycsb-clients', 1, limits.benchClientsMax)),
+    skipYcsb: values['skip-ycsb'],
   };
 }
 
@@ -132,7 +146,12 @@ async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurem
   return out;
 }
 
-async function tesseraSide(o: CompareOptions, token: string, progress: Progress): Promise<Measurement[]> {
+interface TesseraFigures {
+  wrk: Measurement[];
+  ycsb: YcsbResult[];
+}
+
+async function tesseraSide(o: CompareOptions, token: string, progress: Progress): Promise<TesseraFigures> {
   await ensureTable(o.url, token, o.table);
   const out: Measurement[] = [];
   const wrk = { url: o.url, token, table: o.table, keys: o.keys, durationS: o.durationS, threads: o.threads };
@@ -147,21 +166,28 @@ async function tesseraSide(o: CompareOptions, token: string, progress: Progress)
     );
   }
   progress.update('tessera: loading the key space');
-  const client = openClient(o.url, token, 64);
+  const ycsbOptions = { ...ycsbDefaults, table: o.table, keys: o.keys, load: false };
+  const client = openClient(o.url, token, Math.max(64, ...o.ycsbClients));
   try {
     const load = await runPhase(
       client,
-      { ...ycsbDefaults, table: o.table, keys: o.keys, durationS: limits.benchDurationSMax },
+      { ...ycsbOptions, durationS: limits.benchDurationSMax },
       { workload: 'load', dist: 'uniform', clients: 64 },
     );
     if (load.errors > 0)
       throw new Error(`tessera load phase: ${load.errors} errors, first: ${load.firstError}`);
+    const tick = ticker(progress, `tessera get c=${o.readClients}`, o.durationS);
+    out.push(await runWrk({ ...wrk, mode: 'get', clients: o.readClients, onTick: tick }));
+    if (o.skipYcsb) return { wrk: out, ycsb: [] };
+    const ycsb = await runYcsb(
+      client,
+      { ...ycsbOptions, durationS: o.ycsbDurationS, clients: o.ycsbClients },
+      progress,
+    );
+    return { wrk: out, ycsb };
   } finally {
     client.close();
   }
-  const tick = ticker(progress, `tessera get c=${o.readClients}`, o.durationS);
-  out.push(await runWrk({ ...wrk, mode: 'get', clients: o.readClients, onTick: tick }));
-  return out;
 }
 
 export function buildRows(o: { clients: number[]; readClients: number }, ms: Measurement[]): Row[] {
@@ -229,17 +255,32 @@ async function main(argv: string[]): Promise<number> {
     if (skipped !== undefined) console.log(`Tessera at ${o.url}: ${skipped}; running the etcd side only.`);
   }
   const ms: Measurement[] = [];
+  let ycsb: YcsbResult[] = [];
   if (!o.skipEtcd) ms.push(...(await etcdSide(o, progress)));
-  if (skipped === undefined && o.token !== undefined) ms.push(...(await tesseraSide(o, o.token, progress)));
+  if (skipped === undefined && o.token !== undefined) {
+    const t = await tesseraSide(o, o.token, progress);
+    ms.push(...t.wrk);
+    ycsb = t.ycsb;
+  }
   progress.clear();
   const rows = buildRows(o, ms);
   console.log(
     `Tessera vs etcd: ${o.durationS} s per run, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
   );
   console.log(compareTable(rows));
+  if (ycsb.length > 0) {
+    console.log(
+      `\nYCSB over Tessera's TypeScript client: ${o.ycsbDurationS} s per run, same keys (A 50/50 read/update, B 95/5, C reads)`,
+    );
+    console.log(ycsbTable(ycsb));
+  }
   const errors = ms.filter((m) => m.errors > 0);
   for (const m of errors)
     console.log(`warning: ${m.system} ${m.op} c=${m.clients}: ${fmtInt(m.errors)} errors`);
+  for (const r of ycsb.filter((y) => y.errors > 0))
+    console.log(
+      `warning: ycsb ${r.workload} ${r.dist} c=${r.clients}: ${fmtInt(r.errors)} errors, first: ${r.firstError}`,
+    );
   if (o.json) {
     const results = rows.map((r) => ({
       op: r.op,
@@ -257,6 +298,7 @@ async function main(argv: string[]): Promise<number> {
         url: o.url,
         tessera: skipped ?? 'measured',
         results,
+        ycsb,
       }),
     );
   }

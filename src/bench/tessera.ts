@@ -1,13 +1,11 @@
 /**
- * The Tessera side of the benchmarks: finding the URL and token, checking the cluster answers, and a
- * minimal keep-alive HTTP client for the YCSB generator.
- *
- * SWITCH TO src/client: `KvClient` is the minimal interface the generator needs. When src/client
- * exists, implement `KvClient` with it in `openClient` below (one place) and drop `HttpKvClient`.
+ * The Tessera side of the benchmarks: finding the URL and token, checking the cluster answers, and
+ * the YCSB generator's client (`KvClient`, the minimal interface it needs, implemented over
+ * Tessera's own TypeScript client in src/client).
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
+import { TesseraClient } from '../client/client.js';
 import { limits } from '../lib/limits.js';
 
 export interface KvClient {
@@ -66,83 +64,33 @@ export async function ensureTable(url: string, token: string, table: string): Pr
   }
 }
 
-interface Reply {
-  status: number;
-  body: Buffer;
-}
+/** The generator's client: Tessera's own TypeScript client (src/client), keep-alive, retries on 503. */
+export class TesseraKvClient implements KvClient {
+  private readonly client: TesseraClient;
 
-/** Minimal client over node:http with keep-alive; one socket per concurrent request. */
-export class HttpKvClient implements KvClient {
-  private readonly agent: http.Agent;
-  private readonly base: URL;
-
-  constructor(
-    url: string,
-    private readonly token: string,
-    sockets: number,
-  ) {
-    this.base = new URL(url);
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
-  }
-
-  private request(method: string, pathname: string, body?: Uint8Array): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${this.token}` };
-      if (body !== undefined) headers['content-length'] = body.byteLength;
-      const req = http.request(
-        {
-          host: this.base.hostname,
-          port: this.base.port,
-          method,
-          path: pathname,
-          headers,
-          agent: this.agent,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
-      req.setTimeout(limits.benchRequestTimeoutMs, () => req.destroy(new Error('request timed out')));
-      req.on('error', reject);
-      req.end(body);
+  constructor(url: string, token: string, sockets: number) {
+    this.client = new TesseraClient({
+      url,
+      token,
+      socketsMax: sockets,
+      deadlineMs: limits.benchRequestTimeoutMs,
     });
   }
 
-  private itemPath(table: string, key: string): string {
-    return `/v1/tables/${encodeURIComponent(table)}/items/${encodeURIComponent(key)}`;
-  }
-
   async put(table: string, key: string, value: Uint8Array): Promise<void> {
-    const r = await this.request('PUT', this.itemPath(table, key), value);
-    if (r.status !== 200) throw replyError('PUT', r);
+    await this.client.put(table, key, value);
   }
 
   async get(table: string, key: string): Promise<Uint8Array | undefined> {
-    const r = await this.request('GET', this.itemPath(table, key));
-    if (r.status === 404 && r.body.includes('KEY_NOT_FOUND')) return undefined;
-    if (r.status !== 200) throw replyError('GET', r);
-    return r.body;
+    return (await this.client.get(table, key))?.value;
   }
 
   close(): void {
-    this.agent.destroy();
+    this.client.close();
   }
 }
 
-function replyError(method: string, r: Reply): Error {
-  let code = '';
-  try {
-    code = (JSON.parse(r.body.toString()) as { error?: { code?: string } }).error?.code ?? '';
-  } catch {
-    // not JSON
-  }
-  return new Error(`${method} answered ${r.status}${code === '' ? '' : ` ${code}`}`);
-}
-
-/** SWITCH TO src/client: the one place that picks the client implementation. */
+/** The one place that picks the generator's client implementation. */
 export function openClient(url: string, token: string, sockets: number): KvClient {
-  return new HttpKvClient(url, token, sockets);
+  return new TesseraKvClient(url, token, sockets);
 }
