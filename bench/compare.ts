@@ -5,11 +5,14 @@
  * of 100-byte values on uniform random keys; at 64 clients: linearizable gets of loaded keys.
  * Prints a table (ops/s, p50/p99, ratio Tessera/etcd), a live progress line, and with --json a last
  * JSON line (`"tool":"compare","version":1`). If Tessera is not reachable it runs the etcd side only.
+ * Both systems get the same unmeasured warm-up (--warmup seconds of puts before the first measured
+ * put run, as many of gets before the measured gets): Tessera's processes are fresh Node processes
+ * whose first seconds go to the JIT compiler, and a benchmark compares steady states.
  * In the same run, the YCSB generator over Tessera's own TypeScript client (src/client): workloads
  * A, B and C, uniform and zipfian keys, 1/16/64/256 clients, on the keys loaded for the gets.
  *
  *   npm run bench -- [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
- *     [--clients 16,64,256] [--read-clients 64] [--skip-etcd] [--skip-tessera] [--json]
+ *     [--clients 16,64,256] [--read-clients 64] [--warmup 10] [--skip-etcd] [--skip-tessera] [--json]
  *     [--ycsb-duration 5] [--ycsb-clients 1,16,64,256] [--skip-ycsb]
  */
 import { parseArgs } from 'node:util';
@@ -43,6 +46,7 @@ interface CompareOptions {
   ycsbDurationS: number;
   ycsbClients: number[];
   skipYcsb: boolean;
+  warmupS: number;
 }
 
 export interface Row {
@@ -70,6 +74,7 @@ function parseOptions(argv: string[]): CompareOptions {
       'ycsb-duration': { type: 'string', default: '5' },
       'ycsb-clients': { type: 'string', default: ycsbDefaults.clients.join(',') },
       'skip-ycsb': { type: 'boolean', default: false },
+      warmup: { type: 'string', default: '10' },
     },
   });
   return {
@@ -90,6 +95,7 @@ function parseOptions(argv: string[]): CompareOptions {
       .split(',')
       .map((c) => intIn(c, '--ycsb-clients', 1, limits.benchClientsMax)),
     skipYcsb: values['skip-ycsb'],
+    warmupS: intIn(values.warmup, '--warmup', 0, limits.benchDurationSMax),
   };
 }
 
@@ -108,7 +114,12 @@ async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurem
   progress.update('etcd: starting 3 members');
   const c = await startEtcd(o.etcdPort);
   const out: Measurement[] = [];
+  const warmClients = o.clients[0] ?? 16;
   try {
+    if (o.warmupS > 0) {
+      progress.update(`etcd: warming up (${o.warmupS} s of puts, not measured)`);
+      await runLoadgen(c, { workload: 'put', clients: warmClients, durationS: o.warmupS, keys: o.keys });
+    }
     for (const clients of o.clients) {
       const tick = ticker(progress, `etcd put c=${clients}`, o.durationS);
       out.push(
@@ -126,6 +137,10 @@ async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurem
     // Debian's etcd 3.4.23 serves reads slowly after big write bursts until restarted.
     progress.update('etcd: restarting before the read workload');
     await restartEtcd(c);
+    if (o.warmupS > 0) {
+      progress.update(`etcd: warming up (${o.warmupS} s of gets, not measured)`);
+      await runLoadgen(c, { workload: 'c', clients: o.readClients, durationS: o.warmupS, keys: o.keys });
+    }
     const tick = ticker(progress, `etcd get c=${o.readClients}`, o.durationS);
     const get = await runLoadgen(
       c,
@@ -155,6 +170,11 @@ async function tesseraSide(o: CompareOptions, token: string, progress: Progress)
   await ensureTable(o.url, token, o.table);
   const out: Measurement[] = [];
   const wrk = { url: o.url, token, table: o.table, keys: o.keys, durationS: o.durationS, threads: o.threads };
+  const warm = { ...wrk, durationS: o.warmupS };
+  if (o.warmupS > 0) {
+    progress.update(`tessera: warming up (${o.warmupS} s of puts, not measured)`);
+    await runWrk({ ...warm, mode: 'put', clients: o.clients[0] ?? 16 });
+  }
   for (const clients of o.clients) {
     out.push(
       await runWrk({
@@ -176,6 +196,10 @@ async function tesseraSide(o: CompareOptions, token: string, progress: Progress)
     );
     if (load.errors > 0)
       throw new Error(`tessera load phase: ${load.errors} errors, first: ${load.firstError}`);
+    if (o.warmupS > 0) {
+      progress.update(`tessera: warming up (${o.warmupS} s of gets, not measured)`);
+      await runWrk({ ...warm, mode: 'get', clients: o.readClients });
+    }
     const tick = ticker(progress, `tessera get c=${o.readClients}`, o.durationS);
     out.push(await runWrk({ ...wrk, mode: 'get', clients: o.readClients, onTick: tick }));
     if (o.skipYcsb) return { wrk: out, ycsb: [] };
@@ -265,7 +289,7 @@ async function main(argv: string[]): Promise<number> {
   progress.clear();
   const rows = buildRows(o, ms);
   console.log(
-    `Tessera vs etcd: ${o.durationS} s per run, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
+    `Tessera vs etcd: ${o.durationS} s per run after ${o.warmupS} s of warm-up, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
   );
   console.log(compareTable(rows));
   if (ycsb.length > 0) {
@@ -294,6 +318,7 @@ async function main(argv: string[]): Promise<number> {
         tool: 'compare',
         version: 1,
         duration_s: o.durationS,
+        warmup_s: o.warmupS,
         keys: o.keys,
         url: o.url,
         tessera: skipped ?? 'measured',
