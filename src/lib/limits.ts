@@ -155,6 +155,11 @@ export const limits = {
    * than transactions of 256 (measured: 256 -> ~22k writes/s, 16,384 -> ~220k writes/s).
    */
   storeFlushBatchWritesBtreeMax: 16_384,
+  /**
+   * btree batches of at least this many operations are written through lmdb-js's write thread
+   * (asynchronous puts, one transaction per event turn) instead of on the JS thread.
+   */
+  lmdbOffThreadWritesMin: 64,
   /** The memtable is flushed to the engines once it holds this many records (or when forced). */
   storeFlushRecordsMin: 4_096,
   /** Point reads coalesced into one engine call. */
