@@ -356,6 +356,9 @@ async function register(opts: StorageNodeOptions, address: string, log: Logger):
     secret: opts.secret,
     log,
   });
+  // Nothing else holds the event loop yet (no listener; the transport's timers are unref'd): without
+  // this, a node started before any MM answers exited silently with status 0 while it waited.
+  const keepAlive = setInterval(() => undefined, 1_000);
   try {
     const mm = new MmClient({ transport: t, members: opts.mm });
     for (let attempt = 1; ; attempt++) {
@@ -378,6 +381,7 @@ async function register(opts: StorageNodeOptions, address: string, log: Logger):
       }
     }
   } finally {
+    clearInterval(keepAlive);
     await t.close();
   }
 }
