@@ -5,30 +5,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newToken } from '../../src/request/auth.js';
 import { createClusterSecret } from '../../src/transport/secret.js';
-
-const root = path.resolve(import.meta.dirname, '../..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
-
-function ended(p: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) resolve({ code: p.exitCode, signal: p.signalCode });
-    else p.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-}
+import { exited, root } from '../e2e/dev-cluster.js';
+import { freePort } from '../support/net.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,7 +22,7 @@ describe('waiting for the metadata manager at start', () => {
   afterEach(async () => {
     if (child !== undefined && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
-      await ended(child);
+      await exited(child);
     }
     child = undefined;
     rmSync(dir, { recursive: true, force: true });
@@ -71,8 +54,8 @@ describe('waiting for the metadata manager at start', () => {
       expect(child.exitCode, `${role} exited while waiting for the MM:\n${out}`).toBeNull();
       expect(child.signalCode).toBeNull();
       child.kill('SIGTERM');
-      const end = await ended(child);
-      expect(end.code === 0 || end.signal === 'SIGTERM').toBe(true);
+      const code = await exited(child);
+      expect(code === 0 || child.signalCode === 'SIGTERM').toBe(true);
     }, 30_000);
   }
 });

@@ -6,7 +6,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { percentEncodeBytes } from '../../src/lib/urlbytes.js';
@@ -134,18 +133,7 @@ export const scanLines = (items: Item[]): string[] =>
     .sort((a, b) => Buffer.compare(a.key, b.key))
     .map((i) => `${i.key.toString('hex')} ${i.value.toString('base64')} ${i.seq}`);
 
-/** A port the OS says is free now (as dev.ts picks its ports). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../support/net.js';
 
 export interface ChildRm {
   proc: ChildProcess;

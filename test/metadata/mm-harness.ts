@@ -1,7 +1,6 @@
 /** Test harness: N metadata nodes in one process, real disks in a temp dir, real TCP on 127.0.0.1. */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type NodeId, nodeId } from '../../src/lib/ids.js';
@@ -19,16 +18,9 @@ export const timing = fastTiming;
 export const quiet = createLogger('metadata', { level: 'error' });
 const quietTransport = { info: () => {}, warn: () => {} };
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
+import { freePort } from '../support/net.js';
+
+export { freePort };
 
 export { waitFor };
 

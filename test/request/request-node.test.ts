@@ -11,19 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../../src/client/client.js';
 import { newToken } from '../../src/request/auth.js';
 import { createClusterSecret } from '../../src/transport/secret.js';
+import { freePort } from '../support/net.js';
 import { FakeCluster } from './fake-cluster.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
