@@ -101,6 +101,9 @@ function parseOptions(argv: string[]): CompareOptions {
 
 type Progress = ProgressLine;
 
+/** The puts' warm-up runs at the first measured client count, on both systems. */
+const warmClients = (o: CompareOptions): number => o.clients[0] ?? 16;
+
 function ticker(progress: Progress, label: string, durationS: number) {
   return (elapsedS: number, opsPerSec?: number): void => {
     const rate = opsPerSec === undefined ? '' : `  ${fmtInt(opsPerSec)} ops/s`;
@@ -114,11 +117,10 @@ async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurem
   progress.update('etcd: starting 3 members');
   const c = await startEtcd(o.etcdPort);
   const out: Measurement[] = [];
-  const warmClients = o.clients[0] ?? 16;
   try {
     if (o.warmupS > 0) {
       progress.update(`etcd: warming up (${o.warmupS} s of puts, not measured)`);
-      await runLoadgen(c, { workload: 'put', clients: warmClients, durationS: o.warmupS, keys: o.keys });
+      await runLoadgen(c, { workload: 'put', clients: warmClients(o), durationS: o.warmupS, keys: o.keys });
     }
     for (const clients of o.clients) {
       const tick = ticker(progress, `etcd put c=${clients}`, o.durationS);
@@ -173,7 +175,7 @@ async function tesseraSide(o: CompareOptions, token: string, progress: Progress)
   const warm = { ...wrk, durationS: o.warmupS };
   if (o.warmupS > 0) {
     progress.update(`tessera: warming up (${o.warmupS} s of puts, not measured)`);
-    await runWrk({ ...warm, mode: 'put', clients: o.clients[0] ?? 16 });
+    await runWrk({ ...warm, mode: 'put', clients: warmClients(o) });
   }
   for (const clients of o.clients) {
     out.push(

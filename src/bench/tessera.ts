@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TesseraClient } from '../client/client.js';
+import { isTesseraError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
 export interface KvClient {
@@ -50,17 +51,16 @@ export async function unreachableReason(url: string): Promise<string | undefined
   }
 }
 
-/** Creates the table if it is missing (409 TABLE_EXISTS is fine). */
+/** Creates the table if it is missing (TABLE_EXISTS is fine). */
 export async function ensureTable(url: string, token: string, table: string): Promise<void> {
-  const res = await fetch(new URL(`/v1/tables/${encodeURIComponent(table)}`, url), {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ engine: 'btree' }),
-    signal: AbortSignal.timeout(limits.benchRequestTimeoutMs),
-  });
-  const body = await res.text();
-  if (res.status !== 201 && res.status !== 409) {
-    throw new Error(`creating table ${table}: HTTP ${res.status} ${body.slice(0, 200)}`);
+  const client = new TesseraClient({ url, token, deadlineMs: limits.benchRequestTimeoutMs });
+  try {
+    await client.createTable(table, { engine: 'btree' });
+  } catch (e) {
+    if (!isTesseraError(e, 'TABLE_EXISTS'))
+      throw new Error(`creating table ${table}: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    client.close();
   }
 }
 
