@@ -27,7 +27,6 @@ import {
   seqBytes,
   successor,
   tombstoneBit,
-  varintLength,
   writeVarint,
   zeroSeq,
 } from './keys.js';
@@ -51,6 +50,7 @@ import type {
   SnapshotOptions,
 } from './types.js';
 import { keyspaceIdMax } from './types.js';
+import { PackedWrites } from './packed.js';
 import { installSnapshot, streamSnapshot } from './snapshot-io.js';
 
 export interface RawEntry {
@@ -160,8 +160,8 @@ export abstract class AbstractEngine implements Engine {
     limit: number,
     view?: ReadView,
   ): Promise<RawEntry[]>;
-  /** Applies all ops atomically (in order: a later op on a key wins). */
-  abstract _write(ops: readonly RawOp[], sync: boolean): Promise<void>;
+  /** Writes `packed` (if any), then `ops`, as one atomic batch (in order: a later op on a key wins). */
+  abstract _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void>;
   abstract _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void>;
   abstract _sync(): Promise<void>;
   abstract _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void>;
@@ -316,21 +316,67 @@ export abstract class AbstractEngine implements Engine {
     assert(writes.length <= limits.engineBatchWritesMax, `batch of ${writes.length} writes is too large`);
     for (const w of writes) checkWrite(w);
     for (const m of meta) checkMeta(m);
+    if (options.ordered === true) {
+      // A trusted-order batch needs no read: it is built now, while an earlier batch may still be
+      // writing (replay prepares its next chunk this way), and written in turn.
+      return this.applyPacked(group, PackedWrites.of(writes), appliedIndex, highestSeq, meta);
+    }
     return this._exclusive(async () => {
-      const [rawApplied] = await this._getRaw([appliedKey(group)]);
-      const prev = rawApplied === undefined ? undefined : decodeApplied(rawApplied);
-      assert(prev === undefined || appliedIndex >= prev.index, `applied index goes back: ${appliedIndex}`);
-      let seq = seqMax(prev?.seq ?? zeroSeq, highestSeq);
-      for (const w of writes) if (compareSeq(w.seq, seq) > 0) seq = w.seq;
-      const { ops, result } = options.ordered === true ? orderedOps(writes) : await this._reconcile(writes);
-      for (const m of meta) ops.push({ key: metaKey(group, m.key), value: m.value });
-      ops.push({
-        key: appliedKey(group),
-        value: encodeApplied({ index: appliedIndex, seq, installing: false }),
-      });
-      await this._write(ops, this.syncEachBatch);
+      const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
+      const { ops, result } = await this._reconcile(writes);
+      for (const w of writes) if (compareSeq(w.seq, seq) > 0) seq.set(w.seq);
+      await this._write(this.withPosition(group, ops, meta, appliedIndex, seq), this.syncEachBatch);
       return result;
     });
+  }
+
+  /**
+   * applyBatch of trusted-order writes already packed (ApplyOptions.ordered: each newer than what
+   * the engine holds for its key, later ones in the batch win): stored without a read.
+   */
+  async applyPacked(
+    group: GroupId,
+    packed: PackedWrites,
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+    meta: readonly MetaWrite[] = [],
+  ): Promise<ApplyResult> {
+    this.assertOpen();
+    checkGroup(group);
+    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, 'bad applied index');
+    checkSeq(highestSeq);
+    assert(packed.count <= limits.engineBatchWritesMax, `batch of ${packed.count} writes is too large`);
+    for (const m of meta) checkMeta(m);
+    return this._exclusive(async () => {
+      const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
+      if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
+      await this._write(this.withPosition(group, [], meta, appliedIndex, seq), this.syncEachBatch, packed);
+      return { stored: packed.count, ignored: 0 };
+    });
+  }
+
+  /** The seq the applied position will carry: the highest of the stored one and `highestSeq` (a copy). */
+  private async nextAppliedSeq(group: GroupId, appliedIndex: LogIndex, highestSeq: Seq): Promise<Seq> {
+    const [rawApplied] = await this._getRaw([appliedKey(group)]);
+    const prev = rawApplied === undefined ? undefined : decodeApplied(rawApplied);
+    assert(prev === undefined || appliedIndex >= prev.index, `applied index goes back: ${appliedIndex}`);
+    return seqMax(prev?.seq ?? zeroSeq, highestSeq).slice() as Seq;
+  }
+
+  /** `ops` followed by the meta records and the group's applied position (one atomic batch). */
+  private withPosition(
+    group: GroupId,
+    ops: RawOp[],
+    meta: readonly MetaWrite[],
+    appliedIndex: LogIndex,
+    seq: Seq,
+  ): RawOp[] {
+    for (const m of meta) ops.push({ key: metaKey(group, m.key), value: m.value });
+    ops.push({
+      key: appliedKey(group),
+      value: encodeApplied({ index: appliedIndex, seq, installing: false }),
+    });
+    return ops;
   }
 
   /** The reconciler: for each write, store it iff its seq is above the stored (or earlier) one. */
@@ -434,40 +480,6 @@ export abstract class AbstractEngine implements Engine {
     await this.close();
     await this._destroy();
   }
-}
-
-/**
- * The trusted-order path: every write is newer than the stored record of its key (see
- * ApplyOptions.ordered), so it is stored without a read; ops keep the batch order, so a later write
- * of the same key wins.
- */
-function orderedOps(writes: readonly EngineWrite[]): { ops: RawOp[]; result: ApplyResult } {
-  // Keys and records are plain Uint8Array views into one buffer (one allocation per batch; a Buffer
-  // view would cost a FastBuffer construction each; both engines take Uint8Arrays).
-  let bytes = 0;
-  for (const w of writes) {
-    bytes += varintLength(w.keyspace + 1) + w.key.length + seqBytes + (w.type === 'put' ? w.value.length : 0);
-  }
-  const slab = new Uint8Array(bytes);
-  const ops: RawOp[] = new Array(writes.length);
-  let at = 0;
-  for (let i = 0; i < writes.length; i++) {
-    const w = writes[i] as EngineWrite;
-    const k0 = at;
-    at = writeVarint(slab, at, w.keyspace + 1);
-    slab.set(w.key, at);
-    at += w.key.length;
-    const v0 = at;
-    slab.set(w.seq, at);
-    at += seqBytes;
-    if (w.type === 'put') {
-      slab.set(w.value, at);
-      at += w.value.length;
-    } else slab[v0] = (slab[v0] as number) | tombstoneBit;
-    ops[i] = { key: slab.subarray(k0, v0), value: slab.subarray(v0, at) };
-  }
-  assert(at === bytes, 'ordered batch size');
-  return { ops, result: { stored: writes.length, ignored: 0 } };
 }
 
 function checkWrite(w: EngineWrite): void {

@@ -6,6 +6,7 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import type { PackedWrites } from './packed.js';
 import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
@@ -88,8 +89,12 @@ export class LevelEngine extends AbstractEngine {
     }
   }
 
-  async _write(ops: readonly RawOp[], sync: boolean): Promise<void> {
+  async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
     const batch = this.db.batch();
+    // The chained batch copies each key and record into LevelDB's WriteBatch at once.
+    packed?.forEach((key, record) => {
+      batch.put(key, record);
+    });
     for (const op of ops) {
       if (op.value === undefined) batch.del(op.key);
       else batch.put(op.key, op.value);

@@ -12,6 +12,7 @@ import { assert } from '../lib/assert.js';
 import { limits } from '../lib/limits.js';
 import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { checkRoot, encodeRoot, rootKey } from './keys.js';
+import type { PackedWrites } from './packed.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
 interface LmdbView extends ReadView {
@@ -123,15 +124,19 @@ export class LmdbEngine extends AbstractEngine {
     return out;
   }
 
-  async _write(ops: readonly RawOp[], sync: boolean): Promise<void> {
-    if (ops.length >= limits.lmdbOffThreadWritesMin) {
+  async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
+    // lmdb-js copies binary keys and values with Uint8Array.set: plain Uint8Arrays need no Buffer,
+    // and the packed views may die at once.
+    if (ops.length + (packed?.count ?? 0) >= limits.lmdbOffThreadWritesMin) {
       // lmdb-js's asynchronous writes: this loop only queues the operations (~0.5 us each); its
       // write thread does the B+ tree work (~4-16 us each) off the JS thread. Every operation
       // queued in one event turn is committed in one transaction (lmdb-js's event-turn batching:
       // nothing here calls transactionSync), so data and applied position stay atomic.
       let last: Promise<boolean> | undefined;
+      packed?.forEach((key, record) => {
+        last = this.db.put(key as Buffer, record as Buffer);
+      });
       for (const op of ops) {
-        // lmdb-js copies binary keys and values with Uint8Array.set: plain Uint8Arrays need no Buffer.
         last =
           op.value === undefined
             ? this.db.remove(op.key as Buffer)
@@ -140,6 +145,9 @@ export class LmdbEngine extends AbstractEngine {
       await last;
     } else {
       await this.db.transaction(() => {
+        packed?.forEach((key, record) => {
+          this.db.putSync(key as Buffer, record as Buffer);
+        });
         for (const op of ops) {
           if (op.value === undefined) this.db.removeSync(op.key as Buffer);
           else this.db.putSync(op.key as Buffer, op.value as Buffer);

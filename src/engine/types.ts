@@ -6,6 +6,7 @@
  */
 import type { Brand, GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { assert } from '../lib/assert.js';
+import type { PackedWrites } from './packed.js';
 
 export type EngineKind = 'btree' | 'lsm';
 export const engineKinds: readonly EngineKind[] = ['btree', 'lsm'];
@@ -179,6 +180,18 @@ export interface Engine {
     highestSeq: Seq,
     meta?: readonly MetaWrite[],
     options?: ApplyOptions,
+  ): Promise<ApplyResult>;
+  /**
+   * applyBatch of trusted-order writes (ApplyOptions.ordered) already packed into one buffer (no
+   * object per write: replay, memtable flushes). The applied position's seq also covers the
+   * highest packed seq.
+   */
+  applyPacked(
+    group: GroupId,
+    packed: PackedWrites,
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+    meta?: readonly MetaWrite[],
   ): Promise<ApplyResult>;
   getApplied(group: GroupId): Promise<AppliedPosition>;
   /** The group's meta records whose key starts with `prefix` (all when omitted), in key order. */

@@ -117,6 +117,36 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
   return { ok: true, record: { type, group, term, index, offset, length, payload } };
 }
 
+/**
+ * Checks that the bytes at `offset` are an intact Entry record of (group, index, term) and returns
+ * where it ends (its payload starts RECORD_HEADER_BYTES in), or -1. The read path's check of each
+ * entry, without an object per record (decodeRecord is recovery's, which must say why it stopped).
+ */
+export function entryEndAt(
+  buf: Buffer,
+  offset: number,
+  recordBytesMax: number,
+  group: number,
+  index: number,
+  term: number,
+): number {
+  if (buf.length - offset < RECORD_HEADER_BYTES) return -1;
+  const length = buf.readUInt32BE(offset + 4);
+  if (length < RECORD_HEADER_BYTES || length > recordBytesMax || length > buf.length - offset) return -1;
+  if (
+    buf[offset + 8] !== RecordType.Entry ||
+    buf[offset + 9] !== RECORD_VERSION ||
+    buf.readUInt16BE(offset + 10) !== 0 ||
+    buf.readUInt32BE(offset + 12) !== group ||
+    buf.readUInt32BE(offset + 16) * 0x1_0000_0000 + buf.readUInt32BE(offset + 20) !== term ||
+    buf.readUInt32BE(offset + 24) * 0x1_0000_0000 + buf.readUInt32BE(offset + 28) !== index
+  ) {
+    return -1;
+  }
+  const body = new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4);
+  return crc32(body) === buf.readUInt32BE(offset) ? offset + length : -1;
+}
+
 export function encodeSegmentHeader(segment: number): Buffer {
   const b = Buffer.alloc(SEGMENT_HEADER_BYTES);
   b.writeUInt32BE(SEGMENT_MAGIC, 0);

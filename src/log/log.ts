@@ -13,10 +13,10 @@ import type { GroupId, LogIndex, Term } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import {
   type DecodedRecord,
-  decodeRecord,
   encodeGroupState,
   encodeRecord,
   encodeSegmentHeader,
+  entryEndAt,
   type HardState,
   RECORD_HEADER_BYTES,
   type RecordHeader,
@@ -28,7 +28,14 @@ import {
 import type { GroupLog } from './group.js';
 import { type LogIo, nodeIo } from './io.js';
 import { applyRecord, recoverLog } from './recovery.js';
-import { type GroupState, header, type LogEntry, type LogRecord, payloadOf } from './types.js';
+import {
+  type GroupState,
+  header,
+  type LogEntry,
+  type LogRecord,
+  type PayloadRun,
+  payloadOf,
+} from './types.js';
 
 export type { GroupState, LogEntry, LogRecord } from './types.js';
 
@@ -243,12 +250,77 @@ export class Log {
     }
   }
 
+  /**
+   * The payloads of entries lo..hi (at most bytesMax bytes, at least one entry) as byte ranges of
+   * the buffers read, each entry checked like readEntries does, but with no object per entry:
+   * replay's bulk path (an object per entry that lives until its chunk is applied is what the
+   * garbage collector pays for).
+   */
+  async readPayloads(group: GroupId, lo: LogIndex, hi: LogIndex, bytesMax: number): Promise<PayloadRun[]> {
+    const g = this.groups.get(group);
+    assert(g !== undefined, `readPayloads: unknown group ${group}`);
+    assert(
+      lo >= g.first && hi <= g.last && lo <= hi,
+      `readPayloads: ${lo}..${hi} outside ${g.first}..${g.last}`,
+    );
+    const runs: PayloadRun[] = [];
+    this.readsInFlight++;
+    try {
+      await this.readSpans(g, lo, hi, bytesMax, (buf, base, i, j) => {
+        const starts = new Uint32Array(j - i + 1);
+        const ends = new Uint32Array(j - i + 1);
+        for (let k = i; k <= j; k++) {
+          const loc = g.location(k)!;
+          const at = loc.offset - base;
+          const end = entryEndAt(buf, at, this.recordBytesMax, g.group, k, loc.term);
+          if (end < 0)
+            throw new TesseraError('CORRUPTION', `log entry ${g.group}/${k} failed its check on read`);
+          starts[k - i] = at + RECORD_HEADER_BYTES;
+          ends[k - i] = end;
+        }
+        runs.push({ first: i as LogIndex, buf, starts, ends });
+      });
+      return runs;
+    } finally {
+      this.readsInFlight--;
+      if (this.readsInFlight === 0) void this.deleteReleasedSegments();
+    }
+  }
+
   private async readRange(g: GroupLog, lo: number, hi: number, bytesMax: number): Promise<LogEntry[]> {
     const out: LogEntry[] = [];
+    await this.readSpans(g, lo, hi, bytesMax, (buf, base, i, j) => {
+      for (let k = i; k <= j; k++) {
+        const loc = g.location(k)!;
+        const at = loc.offset - base;
+        const end = entryEndAt(buf, at, this.recordBytesMax, g.group, k, loc.term);
+        if (end < 0)
+          throw new TesseraError('CORRUPTION', `log entry ${g.group}/${k} failed its check on read`);
+        out.push({
+          index: k as LogIndex,
+          term: loc.term as Term,
+          payload: buf.subarray(at + RECORD_HEADER_BYTES, end),
+        });
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Reads entries lo..hi (at most bytesMax bytes, at least one) in spans of one segment and at most
+   * a few MiB; `visit` gets each span's buffer, its file offset and its entries i..j.
+   */
+  private async readSpans(
+    g: GroupLog,
+    lo: number,
+    hi: number,
+    bytesMax: number,
+    visit: (buf: Buffer, base: number, i: number, j: number) => void,
+  ): Promise<void> {
     let total = 0;
     let i = lo;
     const spanMax = Math.max(4 * 1024 * 1024, this.recordBytesMax);
-    while (i <= hi && (total < bytesMax || out.length === 0)) {
+    while (i <= hi && (total < bytesMax || i === lo)) {
       const first = g.location(i)!;
       let j = i;
       let end = first.offset + first.length;
@@ -261,23 +333,10 @@ export class Log {
         end = Math.max(end, next.offset + next.length);
       }
       const buf = await this.io.read(this.fds.get(first.segment)!, end - first.offset, first.offset);
-      for (let k = i; k <= j; k++) {
-        const loc = g.location(k)!;
-        out.push(this.checkedEntry(buf, loc.offset - first.offset, g.group, k, loc.term));
-        total += loc.length;
-      }
+      visit(buf, first.offset, i, j);
+      for (let k = i; k <= j; k++) total += g.location(k)!.length;
       i = j + 1;
     }
-    return out;
-  }
-
-  private checkedEntry(buf: Buffer, at: number, group: number, index: number, term: number): LogEntry {
-    const d = decodeRecord(buf, at, this.recordBytesMax);
-    const r = d.ok ? d.record : undefined;
-    if (!r || r.type !== RecordType.Entry || r.group !== group || r.index !== index || r.term !== term) {
-      throw new TesseraError('CORRUPTION', `log entry ${group}/${index} failed its check on read`);
-    }
-    return { index: index as LogIndex, term: term as Term, payload: r.payload };
   }
 
   /**

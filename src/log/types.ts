@@ -14,6 +14,14 @@ export interface LogEntry {
   payload: Buffer;
 }
 
+/** Consecutive entries from `first`: entry first+k's payload is buf[starts[k], ends[k]). */
+export interface PayloadRun {
+  readonly first: LogIndex;
+  readonly buf: Buffer;
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
+}
+
 export interface GroupState {
   group: GroupId;
   /** First live entry (entries below it were released, snapshotted or deleted). */

@@ -25,8 +25,10 @@ import type {
   KeyspaceId,
   MetaWrite,
 } from '../engine/types.js';
-import type { Log, LogEntry } from '../log/log.js';
-import { type Command, decodeCommand, decodePutWrite, isPut } from './command.js';
+import type { Log } from '../log/log.js';
+import type { PayloadRun } from '../log/types.js';
+import { PackedWrites } from '../engine/packed.js';
+import { type Command, decodeCommand, isPutAt, keyspaceAt, packPutAt, seqOffset } from './command.js';
 import { type MemRecord, Memtable, memId } from './memtable.js';
 
 export interface TableInfo {
@@ -214,57 +216,107 @@ export class GroupApplier {
       );
     }
     const start = this.appliedIndex + 1;
-    const read = (i: number): Promise<LogEntry[]> => {
+    const read = (i: number): Promise<PayloadRun[]> => {
       const hi = Math.min(last, i + limits.storeReplayChunkEntriesMax - 1);
-      return log.readEntries(this.group, i as LogIndex, hi as LogIndex, limits.storeReplayChunkBytesMax);
+      return log.readPayloads(this.group, i as LogIndex, hi as LogIndex, limits.storeReplayChunkBytesMax);
     };
-    // The next chunk is read (thread pool) while this one is written to the engines.
-    let next: Promise<LogEntry[]> | undefined = read(start);
+    // Three stages overlap: the next chunk is read (thread pool) and packed here while this one is
+    // written to the engines (lmdb-js's write thread, LevelDB's). At most two engine writes wait.
+    let next: Promise<PayloadRun[]> | undefined = read(start);
+    let writing: Promise<void> = Promise.resolve();
     while (next) {
-      const entries: LogEntry[] = await next;
-      const after: number = this.appliedIndex + entries.length + 1;
+      const runs: PayloadRun[] = await next;
+      let count = 0;
+      for (const r of runs) count += r.starts.length;
+      const after: number = this.appliedIndex + count + 1;
       next = after <= last ? read(after) : undefined;
-      if (!(await this.replayDirect(entries))) await this.apply(entries);
+      const direct = this.replayDirect(runs);
+      if (direct === undefined) {
+        await writing;
+        await this.apply(entriesOf(runs));
+        await this.drain(); // the next direct chunk writes past the memtable: keep the log order
+        continue;
+      }
+      direct.catch(() => undefined); // awaited below, once the next chunk is packed
+      await writing;
+      writing = direct;
     }
+    await writing;
     await this.flushedUpTo();
     return last - start + 1;
   }
 
   /**
    * Replays a chunk of put entries straight into the engines, one trusted-order batch per instance
-   * carrying its applied index (atomic with the data), without the memtable. False (nothing done)
-   * when the chunk holds another command (deletes decide KEY_NOT_FOUND from the stored state,
-   * catalog changes): the caller applies it the ordinary way.
+   * carrying its applied index (atomic with the data), without the memtable. The batches are packed
+   * from the log's buffers before this returns (no object per entry); the promise settles once
+   * they are written. Undefined (nothing done) when the chunk holds another command (deletes
+   * decide KEY_NOT_FOUND from the stored state, catalog changes): the caller applies it the
+   * ordinary way. The memtable must be empty (the caller drains after such a chunk).
    */
-  private async replayDirect(entries: readonly CommittedEntry[]): Promise<boolean> {
-    if (entries.length === 0 || !entries.every((e) => isPut(e.payload))) return false;
-    if (this.mem.size > 0 || this.flushRunning) await this.drain(); // keep the log order
-    if (this.flushError) throw this.flushError;
-    const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
-    let seq = this.highSeq;
-    for (let k = 0; k < entries.length; k++) {
-      const e = entries[k]!;
-      assert(e.index === this.appliedIndex + 1 + k, `replay: entry ${e.index} out of order`);
-      const w = decodePutWrite(e.payload);
-      if (compareSeq(w.seq, seq) > 0) seq = w.seq;
-      const t = this.byKeyspace.get(w.keyspace);
-      // Unknown table: refused when it was applied (TABLE_NOT_FOUND); already in the engine: skip.
-      if (t !== undefined && e.index > this.engineApplied[t.engine]) writes[t.engine].push(w);
+  private replayDirect(runs: readonly PayloadRun[]): Promise<void> | undefined {
+    for (const r of runs) {
+      for (let k = 0; k < r.starts.length; k++) {
+        if (!isPutAt(r.buf, r.starts[k]!, r.ends[k]!)) return undefined;
+      }
     }
+    if (runs.length === 0) return undefined;
+    assert(this.mem.size === 0 && this.flushRunning === undefined, 'replay past a held memtable');
+    if (this.flushError) throw this.flushError;
+    // Pass 1: which instance each entry goes to (0: none) and how many bytes each will pack.
+    const bytes = { btree: 0, lsm: 0 };
+    const counts = { btree: 0, lsm: 0 };
+    let seq = this.highSeq;
+    let index = this.appliedIndex;
+    for (const r of runs) {
+      assert(r.first === index + 1, `replay: entry ${r.first} out of order`);
+      for (let k = 0; k < r.starts.length; k++) {
+        index++;
+        const t = this.byKeyspace.get(keyspaceAt(r.buf, r.starts[k]!));
+        // Unknown table: refused when it was applied (TABLE_NOT_FOUND); already in the engine: skip.
+        if (t === undefined || index <= this.engineApplied[t.engine]) {
+          const s = r.buf.subarray(
+            seqOffset(r.starts[k]!),
+            seqOffset(r.starts[k]!) + 16,
+          ) as Uint8Array as Seq;
+          if (compareSeq(s, seq) > 0) seq = s.slice() as Seq;
+          continue;
+        }
+        bytes[t.engine] += r.ends[k]! - r.starts[k]!;
+        counts[t.engine]++;
+      }
+    }
+    // Pass 2: pack (the payload's bytes are larger than the packed write's).
+    const packed = {
+      btree: new PackedWrites(bytes.btree, counts.btree),
+      lsm: new PackedWrites(bytes.lsm, counts.lsm),
+    };
+    index = this.appliedIndex;
+    for (const r of runs) {
+      for (let k = 0; k < r.starts.length; k++) {
+        index++;
+        const t = this.byKeyspace.get(keyspaceAt(r.buf, r.starts[k]!));
+        if (t === undefined || index <= this.engineApplied[t.engine]) continue;
+        packPutAt(r.buf, r.starts[k]!, r.ends[k]!, packed[t.engine]);
+      }
+    }
+    for (const k of kinds) if (compareSeq(packed[k].highSeq as Seq, seq) > 0) seq = packed[k].maxSeq();
     this.highSeq = seq;
-    const last = entries[entries.length - 1]!.index;
-    await Promise.all(
+    const last = index;
+    // Sequenced now (the next chunk's checks follow on), in the engines when the promise settles.
+    this.appliedIndex = last;
+    this.mem.activeLast = last;
+    const done = Promise.all(
       kinds.map(async (k) => {
-        if (writes[k].length === 0) return;
-        assert(writes[k].length <= limits.engineBatchWritesMax, 'replay chunk larger than an engine batch');
-        await this.engines[k].applyBatch(this.group, writes[k], last as LogIndex, seq, [], ordered);
+        if (packed[k].count === 0) return;
+        assert(packed[k].count <= limits.engineBatchWritesMax, 'replay chunk larger than an engine batch');
+        await this.engines[k].applyPacked(this.group, packed[k], last as LogIndex, seq);
         this.engineApplied[k] = last;
       }),
     );
-    this.appliedIndex = last;
-    this.mem.activeLast = last;
-    this.flushedLast = last;
-    return true;
+    return done.then(() => {
+      this.flushedLast = Math.max(this.flushedLast, last);
+    });
   }
 
   /** Applies committed entries appliedIndex+1.. in order; one outcome per entry. */
@@ -485,4 +537,15 @@ export class GroupApplier {
     }
     return outcome;
   }
+}
+
+/** The entries of a log read as LogEntry objects (views into its buffers). */
+function entriesOf(runs: readonly PayloadRun[]): CommittedEntry[] {
+  const out: CommittedEntry[] = [];
+  for (const r of runs) {
+    for (let k = 0; k < r.starts.length; k++) {
+      out.push({ index: r.first + k, payload: r.buf.subarray(r.starts[k], r.ends[k]) });
+    }
+  }
+  return out;
 }

@@ -10,7 +10,8 @@
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import type { Seq } from '../lib/ids.js';
-import type { EngineKind, EngineWrite, KeyspaceId } from '../engine/types.js';
+import type { PackedWrites } from '../engine/packed.js';
+import type { EngineKind, KeyspaceId } from '../engine/types.js';
 
 export const COMMAND_VERSION = 1;
 const SEQ = 16;
@@ -96,23 +97,23 @@ export function decodeCommand(p: Buffer): Command {
 }
 
 /** Whether a payload is a put command (cheap peek; decodePutWrite checks the rest). */
-export function isPut(p: Buffer): boolean {
-  return p.length >= 24 && p[0] === COMMAND_VERSION && p[1] === opCode.put;
+/** Whether the payload at buf[start, end) (a range of a log read, no view) is a put command. */
+export function isPutAt(buf: Buffer, start: number, end: number): boolean {
+  return end - start >= 24 && buf[start] === COMMAND_VERSION && buf[start + 1] === opCode.put;
 }
 
-/** Decodes a put command straight into the engine write (views into the payload, one object). */
-export function decodePutWrite(p: Buffer): EngineWrite {
-  assert(isPut(p), 'decodePutWrite: not a put');
-  const keyLen = p.readUInt16BE(22);
-  if (24 + keyLen > p.length) throw bad('key length');
-  // Plain Uint8Array views (a Buffer view costs a FastBuffer construction each).
-  const ab = p.buffer;
-  const at = p.byteOffset;
-  return {
-    type: 'put',
-    keyspace: p.readUInt32BE(2) as KeyspaceId,
-    seq: new Uint8Array(ab, at + 6, 16) as Seq,
-    key: new Uint8Array(ab, at + 24, keyLen),
-    value: new Uint8Array(ab, at + 24 + keyLen, p.length - 24 - keyLen),
-  };
+/** The keyspace of the put or delete command at buf[start, ...). */
+export function keyspaceAt(buf: Buffer, start: number): KeyspaceId {
+  return buf.readUInt32BE(start + 2) as KeyspaceId;
+}
+
+/** Where the seq of the put or delete command at buf[start, ...) starts (16 bytes). */
+export const seqOffset = (start: number): number => start + 6;
+
+/** Packs the put command at buf[start, end) (isPutAt) into `packed`: no object per write. */
+export function packPutAt(buf: Buffer, start: number, end: number, packed: PackedWrites): void {
+  const keyLen = buf.readUInt16BE(start + 22);
+  const keyEnd = start + 24 + keyLen;
+  if (keyEnd > end) throw bad('key length');
+  packed.put(keyspaceAt(buf, start), buf, start + 24, keyEnd, buf, start + 6, buf, keyEnd, end);
 }

@@ -29,6 +29,7 @@ import type {
   SnapshotInfo,
   SnapshotOptions,
 } from '../engine/types.js';
+import type { PackedWrites } from '../engine/packed.js';
 import { assert } from '../lib/assert.js';
 import { compareBytes } from '../lib/bytes.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
@@ -368,6 +369,18 @@ class MemtableView implements Engine {
       .filter((r) => options.includeTombstones === true || !r.tombstone)
       .sort((a, b) => compareBytes(a.key, b.key));
     return limit === undefined ? merged : merged.slice(0, limit);
+  }
+
+  /** Straight to the engine, after everything held (the engine never runs ahead of the memtable). */
+  async applyPacked(
+    group: GroupId,
+    packed: PackedWrites,
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+    meta?: readonly MetaWrite[],
+  ): Promise<ApplyResult> {
+    await this.mem.flush();
+    return this.base.applyPacked(group, packed, appliedIndex, highestSeq, meta);
   }
 
   async dropKeyspace(keyspace: KeyspaceId): Promise<void> {

@@ -8,6 +8,7 @@ import { AssertionError } from '../../src/lib/assert.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { groupId, logIndex } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
+import { PackedWrites } from '../../src/engine/packed.js';
 import { ZERO_SEQ } from '../../src/sequencer/seq.js';
 import { complianceSnapshots } from './compliance-snapshot.js';
 import { del, dec, dirBytes, enc, put, Scratch, seq } from './helpers.js';
@@ -158,6 +159,53 @@ export function engineCompliance(kind: EngineKind): void {
       expect(rows.length).toBeGreaterThan(10);
       expect(rows).toEqual(await b.scan(k, all));
       expect(await a.getApplied(g)).toEqual(await b.getApplied(g));
+    });
+
+    it('packed batches: byte ranges of one buffer, grown from tiny hints, stored like ordered writes', async () => {
+      const prng = new Prng(11);
+      const a = await scratch.open(kind);
+      const b = await engine();
+      const g = freshGroup();
+      const k = freshKs();
+      let s = 1000;
+      // Sizes on both sides of lmdbOffThreadWritesMin (btree writes small batches on this thread).
+      for (const [batch, n] of [
+        [1, 5],
+        [2, 300],
+        [3, 40],
+        [4, 700],
+      ] as const) {
+        const writes = Array.from({ length: n }, () => {
+          const key = `key-${prng.nextU32() % 400}`;
+          const value = 'v'.repeat(prng.nextU32() % 90) + String(s + 1);
+          return prng.nextU32() % 5 === 0 ? del(k, key, seq(++s)) : put(k, key, value, seq(++s));
+        });
+        // One source buffer: [seq | key | value] per write, packed from ranges of it.
+        const src = Buffer.concat(
+          writes.map((w) => Buffer.concat([w.seq, w.key, w.type === 'put' ? w.value : new Uint8Array(0)])),
+        );
+        const packed = new PackedWrites(1, 1);
+        let at = 0;
+        for (const w of writes) {
+          const keyAt = at + 16;
+          const valueAt = keyAt + w.key.length;
+          const end = valueAt + (w.type === 'put' ? w.value.length : 0);
+          if (w.type === 'put') packed.put(k, src, keyAt, valueAt, src, at, src, valueAt, end);
+          else packed.delete(k, src, keyAt, valueAt, src, at);
+          at = end;
+        }
+        expect(packed.count).toBe(n);
+        expect(packed.maxSeq()).toEqual(seq(s));
+        // The applied seq covers the highest packed seq even when the caller passes a lower one.
+        const r = await a.applyPacked(g, packed, logIndex(batch), seq(1));
+        expect(r).toEqual({ stored: n, ignored: 0 });
+        await b.applyBatch(g, writes, logIndex(batch), seq(s), [], { ordered: true });
+        expect(await a.getApplied(g)).toEqual({ index: logIndex(batch), seq: seq(s), installing: false });
+      }
+      const all = { limit: 1000, includeTombstones: true };
+      const rows = await a.scan(k, all);
+      expect(rows.length).toBeGreaterThan(300);
+      expect(rows).toEqual(await b.scan(k, all));
     });
 
     it('orders keys as unsigned bytes, 0x00 and 0xFF included, and keeps keyspaces apart', async () => {

@@ -5,7 +5,7 @@ import { AssertionError } from '../../src/lib/assert.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { nodeId } from '../../src/lib/ids.js';
 import { type LogIo, nodeIo, openLog } from '../../src/log/index.js';
-import { entries, entry, G, I, readAll, segmentFiles, T, tempDir } from './helpers.js';
+import { entries, entry, G, I, payloadFor, readAll, segmentFiles, T, tempDir } from './helpers.js';
 
 const range = (a: number, b: number, t = 1): [number, number][] =>
   Array.from({ length: b - a + 1 }, (_, k) => [a + k, t]);
@@ -229,5 +229,59 @@ describe('segments', () => {
     expect(again.groupState(G(1))).toMatchObject({ lastIndex: 100, lastTerm: 1 });
     await again.append([entry(1, 101)]);
     await again.close();
+  });
+});
+
+describe('bulk reads (readPayloads)', () => {
+  it('gives the same payloads as readEntries, across segments and interleaved groups', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, { segmentBytesMax: 4096, recordBytesMax: 1024 });
+    for (let i = 1; i <= 120; i++) await log.append([entry(1, i, 1, 20 + (i % 50)), entry(2, i, 1)]);
+    const runs = await log.readPayloads(G(1), I(3), I(110), 1 << 30);
+    expect(runs.length).toBeGreaterThan(1); // one run per segment span
+    const got: [number, Buffer][] = [];
+    for (const r of runs) {
+      r.starts.forEach((s, k) => {
+        got.push([r.first + k, r.buf.subarray(s, r.ends[k])]);
+      });
+    }
+    const want = await log.readEntries(G(1), I(3), I(110), 1 << 30);
+    expect(got.map(([i]) => i)).toEqual(want.map((e) => e.index));
+    got.forEach(([i, p], k) => {
+      expect(Buffer.compare(p, want[k]!.payload)).toBe(0);
+      expect(Buffer.compare(p, Buffer.from(payloadFor(1, i, 1, 20 + (i % 50))))).toBe(0);
+    });
+    // The byte budget: at least one entry, then stop before exceeding it.
+    const one = await log.readPayloads(G(1), I(5), I(100), 1);
+    expect(one.reduce((n, r) => n + r.starts.length, 0)).toBe(1);
+    await log.close();
+  });
+
+  it('an entry whose bytes changed on disk after open is refused on read (CORRUPTION), by both reads', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.append(entries(1, 1, 30));
+    // Flip one payload byte of entry 17 behind the log's back.
+    const file = path.join(dir, segmentFiles(dir)[0]!);
+    const bytes = fs.readFileSync(file);
+    const marker = Buffer.from(payloadFor(1, 17, 1));
+    const at = bytes.indexOf(marker);
+    expect(at).toBeGreaterThan(0);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.of(marker[3]! ^ 0x10), 0, 1, at + 3);
+    fs.closeSync(fd);
+    for (const read of [
+      () => log.readEntries(G(1), I(10), I(20)),
+      () => log.readPayloads(G(1), I(10), I(20), 1 << 20),
+    ]) {
+      const err = await read().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isTesseraError(err, 'CORRUPTION')).toBe(true);
+    }
+    // Entries before it still read.
+    expect((await log.readEntries(G(1), I(1), I(16))).length).toBe(16);
+    await log.close();
   });
 });

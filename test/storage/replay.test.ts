@@ -16,7 +16,12 @@ import { type Command, encodeCommand } from '../../src/storage/command.js';
 import { LOCAL_GROUP, LocalStore } from '../../src/storage/local-store.js';
 
 const dirs: string[] = [];
+const chunkDefault = limits.storeReplayChunkEntriesMax;
+const setChunk = (n: number): void => {
+  (limits as { storeReplayChunkEntriesMax: number }).storeReplayChunkEntriesMax = n;
+};
 afterEach(() => {
+  setChunk(chunkDefault);
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -32,9 +37,12 @@ describe('LocalStore replay', () => {
     const tl = await store.createTable('l', 'lsm');
     await store.close();
 
-    const chunk = limits.storeReplayChunkEntriesMax;
-    const total = chunk * 2 + 6000; // put-only chunk, chunk with deletes, put-only tail (overwrites in each)
-    const ts = 1_700_000_000_000_000_000n;
+    // Small chunks: two put-only chunks back to back (the second is packed while the first is
+    // written), a chunk with deletes (the memtable path), then put-only chunks with overwrites.
+    const chunk = 2048;
+    setChunk(chunk);
+    const total = chunk * 5 + 600;
+    const ts = (BigInt(Date.now()) + 86_400_000n) * 1_000_000n; // ahead of the tables' seqs
     const models: Record<number, Model> = { [tb.keyspace]: new Map(), [tl.keyspace]: new Map() };
     const log = await openLog(path.join(dir, 'log'));
     let index = log.groupState(LOCAL_GROUP)!.lastIndex + 1;
@@ -56,7 +64,8 @@ describe('LocalStore replay', () => {
     }
     await log.close();
 
-    const again = await LocalStore.open(dir);
+    // A clock far behind the log: the next seq must still come after every replayed one.
+    const again = await LocalStore.open(dir, { clockNs: () => 0n });
     try {
       expect(again.replayed).toBe(total);
       for (const [name, ks] of [
@@ -77,6 +86,8 @@ describe('LocalStore replay', () => {
         const live = await again.scan(name, { limit: 10_000 });
         expect(live.length).toBe([...model.values()].filter((m) => m.value !== undefined).length);
       }
+      const after = await again.put('b', new TextEncoder().encode('after'), new TextEncoder().encode('x'));
+      expect(seqToHex(after.seq) > seqToHex(makeSeq(ts, total - 1, 1))).toBe(true);
       // A key deleted while absent left nothing behind.
       expect(await again.getRecord('b', new TextEncoder().encode('never'))).toBeUndefined();
     } finally {
@@ -85,15 +96,15 @@ describe('LocalStore replay', () => {
   });
 });
 
-/** Entry j: puts everywhere, deletes (some of absent keys) in the second chunk, one unknown table. */
+/** Entry j: puts everywhere, deletes (some of absent keys) in the third chunk, one unknown table. */
 function commandAt(j: number, chunk: number, seq: Seq, ks: readonly KeyspaceId[]): Command {
   const keyspace = ks[j % 2]!;
   if (j === 7) return { op: 'put', keyspace: 999 as KeyspaceId, seq, key: key(j), value: key(j) };
-  if (j >= chunk && j < 2 * chunk && j % 3 === 0) {
+  if (j >= 2 * chunk && j < 3 * chunk && j % 3 === 0) {
     const k = j % 9 === 0 ? new TextEncoder().encode('never') : key(j);
     return { op: 'delete', keyspace, seq, key: k };
   }
-  const k = j >= 2 * chunk ? key(j % 1000) : key(j); // the tail leaves keys 1000.. as they were
+  const k = j >= 3 * chunk ? key(j % 1000) : key(j); // the tail leaves keys 1000.. as they were
   return { op: 'put', keyspace, seq, key: k, value: new TextEncoder().encode(`v${j}`) };
 }
 

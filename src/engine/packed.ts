@@ -1,0 +1,151 @@
+/**
+ * Trusted-order writes packed into one buffer: each write's engine key (keyspace prefix + user key)
+ * and record (seq + value, or a tombstone's seq) laid end to end, with offsets in a Uint32Array.
+ * No object per write: replay and memtable flushes carry tens of thousands of writes per engine
+ * transaction, and an object (or typed-array view) per write that lives until the transaction is
+ * built is what the garbage collector pays for. The engines make a view per write only as they
+ * hand it to the store, which copies it at once.
+ */
+import { assert } from '../lib/assert.js';
+import { limits } from '../lib/limits.js';
+import type { Seq } from '../lib/ids.js';
+import { seqBytes, tombstoneBit, writeVarint } from './keys.js';
+import type { EngineWrite } from './types.js';
+import { keyspaceIdMax } from './types.js';
+
+export class PackedWrites {
+  private slab: Uint8Array;
+  private at = 0;
+  /** Per write: key start, record start (the key's end); the next write's key start ends it. */
+  private bounds: Uint32Array;
+  count = 0;
+  /** The highest seq packed (copied out). */
+  readonly highSeq: Uint8Array = new Uint8Array(seqBytes);
+
+  /** Room for `bytes` of keys and records and `writes` writes (both grow when exceeded). */
+  constructor(bytes: number, writes: number) {
+    this.slab = new Uint8Array(Math.max(bytes, 64));
+    this.bounds = new Uint32Array(2 * Math.max(writes, 1) + 1);
+  }
+
+  static of(writes: readonly EngineWrite[]): PackedWrites {
+    let bytes = 0;
+    for (const w of writes) bytes += 5 + w.key.length + seqBytes + (w.type === 'put' ? w.value.length : 0);
+    const p = new PackedWrites(bytes, writes.length);
+    for (const w of writes) {
+      if (w.type === 'put') p.put(w.keyspace, w.key, 0, w.key.length, w.seq, 0, w.value, 0, w.value.length);
+      else p.delete(w.keyspace, w.key, 0, w.key.length, w.seq, 0);
+    }
+    return p;
+  }
+
+  /** Packs a put whose key, seq and value are byte ranges of the given arrays (often one payload). */
+  put(
+    keyspace: number,
+    keySrc: Uint8Array,
+    keyStart: number,
+    keyEnd: number,
+    seqSrc: Uint8Array,
+    seqStart: number,
+    valueSrc: Uint8Array,
+    valueStart: number,
+    valueEnd: number,
+  ): void {
+    const v0 = this.begin(keyspace, keySrc, keyStart, keyEnd, valueEnd - valueStart);
+    assert(valueEnd - valueStart <= limits.valueBytesMax, 'packed value too large');
+    this.seq(seqSrc, seqStart, v0);
+    copyBytes(valueSrc, valueStart, valueEnd, this.slab, v0 + seqBytes);
+    this.end(v0 + seqBytes + valueEnd - valueStart);
+  }
+
+  /** Packs a tombstone. */
+  delete(
+    keyspace: number,
+    keySrc: Uint8Array,
+    keyStart: number,
+    keyEnd: number,
+    seqSrc: Uint8Array,
+    seqStart: number,
+  ): void {
+    const v0 = this.begin(keyspace, keySrc, keyStart, keyEnd, 0);
+    this.seq(seqSrc, seqStart, v0);
+    this.slab[v0] = (this.slab[v0] as number) | tombstoneBit;
+    this.end(v0 + seqBytes);
+  }
+
+  /** Calls `fn` with each write's engine key and record (views valid only during the call). */
+  forEach(fn: (key: Uint8Array, record: Uint8Array) => void): void {
+    const { slab, bounds } = this;
+    for (let i = 0; i < this.count; i++) {
+      const k0 = bounds[2 * i] as number;
+      const v0 = bounds[2 * i + 1] as number;
+      const end = bounds[2 * i + 2] as number;
+      fn(slab.subarray(k0, v0), slab.subarray(v0, end));
+    }
+  }
+
+  private begin(
+    keyspace: number,
+    src: Uint8Array,
+    keyStart: number,
+    keyEnd: number,
+    valueBytes: number,
+  ): number {
+    const keyBytes = keyEnd - keyStart;
+    assert(keyBytes >= 1 && keyBytes <= limits.keyBytesMax, 'packed key length');
+    assert(Number.isInteger(keyspace) && keyspace >= 0 && keyspace <= keyspaceIdMax, 'packed keyspace');
+    this.reserve(5 + keyBytes + seqBytes + valueBytes);
+    let at = writeVarint(this.slab, this.at, keyspace + 1);
+    copyBytes(src, keyStart, keyEnd, this.slab, at);
+    at += keyBytes;
+    this.bounds[2 * this.count] = this.at;
+    this.bounds[2 * this.count + 1] = at;
+    return at;
+  }
+
+  private seq(src: Uint8Array, start: number, at: number): void {
+    copyBytes(src, start, start + seqBytes, this.slab, at);
+    // Highest seq so far: bytewise, big-endian (the seq order).
+    const h = this.highSeq;
+    for (let i = 0; i < seqBytes; i++) {
+      const a = src[start + i] as number;
+      const b = h[i] as number;
+      if (a === b) continue;
+      if (a > b) h.set(src.subarray(start, start + seqBytes));
+      return;
+    }
+  }
+
+  private end(at: number): void {
+    this.at = at;
+    this.count++;
+    this.bounds[2 * this.count] = at;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.at + bytes > this.slab.length) {
+      const grown = new Uint8Array(Math.max(2 * this.slab.length, this.at + bytes));
+      grown.set(this.slab.subarray(0, this.at));
+      this.slab = grown;
+    }
+    if (2 * this.count + 3 > this.bounds.length) {
+      const grown = new Uint32Array(2 * this.bounds.length + 1);
+      grown.set(this.bounds);
+      this.bounds = grown;
+    }
+  }
+
+  /** The highest packed seq as a Seq (a copy). */
+  maxSeq(): Seq {
+    return this.highSeq.slice() as Seq;
+  }
+}
+
+/** Copies src[start, end) to dst at `at`: short ranges byte by byte (no view to allocate). */
+function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
+  if (end - start > 32) {
+    dst.set(src.subarray(start, end), at);
+    return;
+  }
+  for (let i = start; i < end; i++) dst[at++] = src[i] as number;
+}
