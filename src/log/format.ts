@@ -72,10 +72,13 @@ export function encodeRecord(h: RecordHeader, payload: Uint8Array): Buffer {
   return buf;
 }
 
+const noPayload = Buffer.alloc(0);
+
 export interface DecodedRecord extends RecordHeader {
   /** Offset of the record within the buffer that was decoded. */
   offset: number;
   length: number;
+  /** The payload of a hard-state, snapshot or group-state record; empty for an Entry (read it with readEntries). */
   payload: Buffer;
 }
 
@@ -95,7 +98,8 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
   }
   if (length > left) return { ok: false, reason: 'torn', detail: 'partial record' };
   const crc = buf.readUInt32BE(offset);
-  if (crc32(buf.subarray(offset + 4, offset + length)) !== crc) {
+  // A plain view (a Buffer view costs a FastBuffer construction per record: recovery scans them all).
+  if (crc32(new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4)) !== crc) {
     return { ok: false, reason: 'corrupt', detail: 'record checksum mismatch' };
   }
   const type = buf.readUInt8(offset + 8);
@@ -113,7 +117,9 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
     return { ok: false, reason: 'corrupt', detail: 'term or index out of range' };
   }
   const group = buf.readUInt32BE(offset + 12);
-  const payload = buf.subarray(offset + RECORD_HEADER_BYTES, offset + length);
+  // Only the small record types' payloads are read back from a scan (entries: by readEntries).
+  const payload =
+    type === RecordType.Entry ? noPayload : buf.subarray(offset + RECORD_HEADER_BYTES, offset + length);
   return { ok: true, record: { type, group, term, index, offset, length, payload } };
 }
 
