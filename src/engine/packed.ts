@@ -135,6 +135,11 @@ export class PackedWrites {
     }
   }
 
+  /** Bytes packed so far. */
+  get bytes(): number {
+    return this.at;
+  }
+
   /** The highest packed seq as a Seq (a copy). */
   maxSeq(): Seq {
     return this.highSeq.slice() as Seq;

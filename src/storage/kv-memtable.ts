@@ -29,11 +29,15 @@ import type {
   SnapshotInfo,
   SnapshotOptions,
 } from '../engine/types.js';
-import type { PackedWrites } from '../engine/packed.js';
+import { PackedWrites } from '../engine/packed.js';
 import { assert } from '../lib/assert.js';
 import { compareBytes } from '../lib/bytes.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+
+/** First size of a generation's packed batch (it doubles as needed). */
+const packedBytesHint = 256 * 1024;
+const packedWritesHint = 2048;
 
 /** Per-record bookkeeping charged on top of key and value bytes. */
 const recordOverhead = 96;
@@ -69,6 +73,15 @@ class Generation {
   seq: Seq | undefined;
   bytes = 0;
   records = 0;
+  /**
+   * Every write added, in order, packed as it arrives (superseded ones included: in a trusted-order
+   * batch the later write of a key wins), so a flush only hands the buffer to the engine: the
+   * packing cost is spread over the applies instead of stalling the JS thread at flush time.
+   * Undefined after dropKeyspace (the flush packs the maps instead).
+   */
+  packed: PackedWrites | undefined = new PackedWrites(packedBytesHint, packedWritesHint);
+  /** Writes added (records counts distinct keys). */
+  writeCount = 0;
 
   get(keyspace: KeyspaceId, id: string): EngineWrite | undefined {
     return this.writes.get(keyspace)?.get(id);
@@ -89,6 +102,10 @@ class Generation {
       else this.records++;
       ks.set(id, w);
       this.bytes += size(w);
+      this.writeCount++;
+      if (w.type === 'put')
+        this.packed?.put(w.keyspace, w.key, 0, w.key.length, w.seq, 0, w.value, 0, w.value.length);
+      else this.packed?.delete(w.keyspace, w.key, 0, w.key.length, w.seq, 0);
     }
     for (const given of meta) {
       const m = { key: own(given.key), value: given.value === undefined ? undefined : own(given.value) };
@@ -106,6 +123,7 @@ class Generation {
   dropKeyspace(keyspace: KeyspaceId): void {
     const ks = this.writes.get(keyspace);
     if (ks === undefined) return;
+    this.packed = undefined;
     for (const w of ks.values()) {
       this.bytes -= size(w);
       this.records--;
@@ -171,10 +189,19 @@ export class KvMemtable {
     if (this.failed) throw this.failure;
   }
 
+  /** Bytes of the packed batches held (every write, overwritten ones included). */
+  private get packedBytes(): number {
+    let n = 0;
+    for (const i of this.instances.values())
+      n += (i.active.packed?.bytes ?? 0) + (i.flushing?.packed?.bytes ?? 0);
+    return n;
+  }
+
   /** Back-pressure before an apply: above the bound, waits for the flush of what is held. */
   async admit(): Promise<void> {
     this.check();
-    if (this.bytes >= limits.kvMemtableBytesMax) await this.flush();
+    const max = limits.kvMemtableBytesMax;
+    if (this.bytes >= max || this.packedBytes >= max) await this.flush();
   }
 
   /** Called after each buffered batch: starts a background flush past the thresholds. */
@@ -183,8 +210,9 @@ export class KvMemtable {
     let bytes = 0;
     let records = 0;
     for (const i of this.instances.values()) {
-      bytes += i.active.bytes;
-      records += i.active.records;
+      // Writes, not keys: the packed batch holds every write (overwritten ones too).
+      bytes += Math.max(i.active.bytes, i.active.packed?.bytes ?? 0);
+      records += i.active.writeCount;
     }
     if (bytes < limits.kvMemtableFlushBytes && records < limits.kvMemtableFlushRecords) return;
     void this.start().catch(() => undefined); // the failure is sticky: the next apply sees it
@@ -244,17 +272,18 @@ export class KvMemtable {
 }
 
 async function write(group: GroupId, inst: Instance, gen: Generation): Promise<void> {
+  const meta = [...gen.meta.values()];
+  if (gen.packed !== undefined) {
+    // Log-order writes past the instance's applied index: trusted order (the last of a key wins).
+    await inst.engine.applyPacked(group, gen.packed, gen.index as LogIndex, gen.seq as Seq, meta);
+    return;
+  }
   const writes: EngineWrite[] = [];
   for (const ks of gen.writes.values()) for (const w of ks.values()) writes.push(w);
-  await inst.engine.applyBatch(
-    group,
-    writes,
-    gen.index as LogIndex,
-    gen.seq as Seq,
-    [...gen.meta.values()],
-    // Log-order writes past the instance's applied index, the newest per key: trusted order.
-    { ordered: true },
-  );
+  // The newest per key (a keyspace was dropped from this generation).
+  await inst.engine.applyBatch(group, writes, gen.index as LogIndex, gen.seq as Seq, meta, {
+    ordered: true,
+  });
 }
 
 /** Merges the held records of a keyspace over an engine scan. */

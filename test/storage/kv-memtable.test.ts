@@ -242,6 +242,33 @@ describe('KvStateMachine memtable', () => {
     expect(await contents(reopened, S2)).toEqual(await contents(sm, S2));
   });
 
+  it('a flush writes every write of a generation in order: the engine ends with the newest of each key', async () => {
+    const engines = await openPair();
+    const sm = await KvStateMachine.open(groupId(5), engines);
+    await sm.apply([at(1, assign(S1, T1, 'btree')), at(2, assign(S2, T2, 'lsm'))]);
+    // Overwrites, a delete then a put again, a put then a delete, in both instances.
+    const ops: [ShardId, 'put' | 'delete', string, string][] = [];
+    for (let r = 0; r < 30; r++) for (const sh of [S1, S2]) ops.push([sh, 'put', `k${r % 7}`, `v${r}`]);
+    ops.push([S1, 'delete', 'k1', ''], [S1, 'put', 'k1', 'back'], [S2, 'delete', 'k2', '']);
+    await sm.apply(ops.map(([sh, op, k, v], i) => at(3 + i, cmd(sm, sh, op, k, v, [7n, i + 1]))));
+    const want = { [S1]: await contents(sm, S1), [S2]: await contents(sm, S2) };
+    expect(want[S1]).toContain(`k1=back@${hex(seqAt(3 + ops.length - 2))}`);
+    expect(want[S2]).toContain(`k2=<del>@${hex(seqAt(3 + ops.length - 1))}`);
+    await sm.flush();
+    expect(sm.memtableSize().records).toBe(0);
+    // What the engines themselves hold now equals what the memtable answered.
+    for (const [sh, kind] of [
+      [S1, 'btree'],
+      [S2, 'lsm'],
+    ] as const) {
+      const rows = await (engines.get(kind) as Engine).scan(keyspaceId(sh), { includeTombstones: true });
+      expect(rows.map((r) => `${dec(r.key)}=${r.tombstone ? '<del>' : dec(r.value)}@${hex(r.seq)}`)).toEqual(
+        want[sh],
+      );
+    }
+    expect((await sm.appliedPosition()).index).toBe(2 + ops.length);
+  });
+
   it('past the flush threshold the memtable flushes in the background', async () => {
     const engines = await openPair();
     const sm = await KvStateMachine.open(groupId(3), engines);
@@ -276,15 +303,20 @@ function gated(engine: Engine) {
   let calls = 0;
   const view = new Proxy(engine, {
     get(target, prop, receiver) {
-      if (prop !== 'applyBatch') {
+      // Both write paths: the memtable flushes its packed batch (applyPacked) or, after a
+      // keyspace drop, the newest record per key (applyBatch).
+      if (prop !== 'applyBatch' && prop !== 'applyPacked') {
         const v = Reflect.get(target, prop, receiver);
         return typeof v === 'function' ? v.bind(target) : v;
       }
-      return async (...args: Parameters<Engine['applyBatch']>) => {
+      const write = (Reflect.get(target, prop, receiver) as (...a: unknown[]) => Promise<unknown>).bind(
+        target,
+      );
+      return async (...args: unknown[]) => {
         calls++;
         await gate;
         if (failure !== undefined) throw failure;
-        return target.applyBatch(...args);
+        return write(...args);
       };
     },
   });
