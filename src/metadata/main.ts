@@ -10,6 +10,7 @@ import path from 'node:path';
 import { flagString, parseArgs, UsageError } from '../cli/args.js';
 import { nodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+import { dieOnUncaught } from '../lib/fatal.js';
 import { createLogger } from '../lib/log.js';
 import { parseAddress } from '../storage/node.js';
 import { parseMembers } from '../cli/members.js';
@@ -58,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
   const members = parseMembers(peers);
   if (!members.has(nodeId(id))) throw new UsageError('--peers must include this node (--id)');
   mkdirSync(dir, { recursive: true });
+  dieOnUncaught('metadata'); // a server process: see src/lib/fatal.ts
   const log = createLogger('metadata');
   const node = await MetadataNode.start({
     id: nodeId(id),

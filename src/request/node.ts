@@ -14,6 +14,7 @@ import { isTesseraError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { loadNodeFile, saveNodeFile } from '../lib/node-file.js';
+import { dieOnUncaught } from '../lib/fatal.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { MmClient } from '../metadata/client.js';
 import { loadClusterSecret } from '../transport/secret.js';
@@ -147,6 +148,7 @@ async function serve(
   members: Map<NodeId, PeerAddress>,
   p: ReturnType<typeof parseArgs>,
 ): Promise<number> {
+  dieOnUncaught('request'); // a server process: see src/lib/fatal.ts
   const log = createLogger('request');
   const secret = loadClusterSecret(secretPath(dir, flagString(p, 'secret')));
   const nodeFile = loadNodeFile(dir);

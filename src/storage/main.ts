@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { flagString, parseArgs, UsageError } from '../cli/args.js';
 import { isTesseraError } from '../lib/errors.js';
+import { dieOnUncaught } from '../lib/fatal.js';
 import { createLogger } from '../lib/log.js';
 import { loadClusterSecret } from '../transport/secret.js';
 import { parseAddress, StorageNode } from './node.js';
@@ -38,6 +39,7 @@ export async function run(args: string[]): Promise<number> {
     !(Number.isInteger(heartbeatIntervalMs) && heartbeatIntervalMs > 0)
   )
     throw new UsageError('--heartbeat-ms must be a positive integer');
+  dieOnUncaught('storage'); // a server process: see src/lib/fatal.ts
   const log = createLogger('storage');
   const start = StorageNode.start({
     dir,
