@@ -15,9 +15,9 @@ import {
   decodeKvGetResult,
   decodeKvScanResult,
   decodeKvWriteResult,
-  encodeKvDelete,
+  encodeKvDeleteAt,
   encodeKvGetAt,
-  encodeKvPut,
+  encodeKvPutAt,
   encodeKvScan,
   type RpcCondition,
 } from '../storage/rpc.js';
@@ -167,7 +167,7 @@ export class ClusterBackend implements RequestBackend {
     const request = rpcRequestId(opts.requestId);
     const condition = toCondition(opts.condition);
     const out = await this.router.call('kvPut', table, key, (target) =>
-      encodeKvPut({ ...target, key, value, condition, request }),
+      encodeKvPutAt(target, key, value, condition, request),
     );
     return decodeKvWriteResult(out).seq;
   }
@@ -182,7 +182,7 @@ export class ClusterBackend implements RequestBackend {
     const request = rpcRequestId(opts.requestId);
     const condition = toCondition(opts.condition);
     const out = await this.router.call('kvDelete', table, key, (target) =>
-      encodeKvDelete({ ...target, key, condition, request }),
+      encodeKvDeleteAt(target, key, condition, request),
     );
     return decodeKvWriteResult(out).seq;
   }

@@ -282,34 +282,82 @@ function readRequestId(client: unknown, number: unknown): RpcRequestId {
 const key = (x: unknown): Uint8Array => read.bytes(x, 'key', limits.keyBytesMax, 1);
 
 export const encodeKvPut = (r: KvPutRequest): Uint8Array =>
-  packPayload([
-    ...targetFields(r),
-    r.key,
-    r.value,
-    conditionFields(r.condition),
-    r.request.client,
-    r.request.number,
-  ]);
+  encodeKvPutAt(r, r.key, r.value, r.condition, r.request);
+/**
+ * encodeKvPut without building a request object (the request manager's hot path): one field
+ * array, no spreads (spreading an iterable goes through the iterator protocol per element).
+ */
+export const encodeKvPutAt = (
+  t: ShardTarget,
+  k: Uint8Array,
+  value: Uint8Array,
+  c: RpcCondition,
+  request: RpcRequestId,
+): Uint8Array =>
+  new Uint8Array(
+    packr.pack([
+      storageRpcVersion,
+      t.group,
+      t.shard,
+      t.epoch,
+      t.catalogVersion,
+      t.deadlineMs,
+      k,
+      value,
+      conditionFields(c),
+      request.client,
+      request.number,
+    ]),
+  );
 export function decodeKvPut(p: Uint8Array): KvPutRequest {
-  const f = unpackPayload(p, 10);
+  const f = unpackFields(p, 10); // f[0] is the version
   return {
-    ...readTarget(f),
-    key: key(f[5]),
-    value: read.bytes(f[6], 'value', limits.valueBytesMax),
-    condition: readCondition(f[7]),
-    request: readRequestId(f[8], f[9]),
+    group: read.group(f[1]),
+    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
+    epoch: read.uint(f[3], 'epoch'),
+    catalogVersion: read.uint(f[4], 'catalogVersion'),
+    deadlineMs: read.uint(f[5], 'deadlineMs'),
+    key: key(f[6]),
+    value: read.bytes(f[7], 'value', limits.valueBytesMax),
+    condition: readCondition(f[8]),
+    request: readRequestId(f[9], f[10]),
   };
 }
 
 export const encodeKvDelete = (r: KvDeleteRequest): Uint8Array =>
-  packPayload([...targetFields(r), r.key, conditionFields(r.condition), r.request.client, r.request.number]);
+  encodeKvDeleteAt(r, r.key, r.condition, r.request);
+/** encodeKvDelete without building a request object (see encodeKvPutAt). */
+export const encodeKvDeleteAt = (
+  t: ShardTarget,
+  k: Uint8Array,
+  c: RpcCondition,
+  request: RpcRequestId,
+): Uint8Array =>
+  new Uint8Array(
+    packr.pack([
+      storageRpcVersion,
+      t.group,
+      t.shard,
+      t.epoch,
+      t.catalogVersion,
+      t.deadlineMs,
+      k,
+      conditionFields(c),
+      request.client,
+      request.number,
+    ]),
+  );
 export function decodeKvDelete(p: Uint8Array): KvDeleteRequest {
-  const f = unpackPayload(p, 9);
+  const f = unpackFields(p, 9);
   return {
-    ...readTarget(f),
-    key: key(f[5]),
-    condition: readCondition(f[6]),
-    request: readRequestId(f[7], f[8]),
+    group: read.group(f[1]),
+    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
+    epoch: read.uint(f[3], 'epoch'),
+    catalogVersion: read.uint(f[4], 'catalogVersion'),
+    deadlineMs: read.uint(f[5], 'deadlineMs'),
+    key: key(f[6]),
+    condition: readCondition(f[7]),
+    request: readRequestId(f[8], f[9]),
   };
 }
 
