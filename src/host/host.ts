@@ -521,7 +521,7 @@ export class GroupHost<R> implements GroupHostApi<R> {
   // Checkpoint and compaction
 
   private maybeCheckpoint(hg: HostedGroup<R>): void {
-    const every = this.opts.checkpointEntries ?? limits.hostCheckpointEntries;
+    const every = this.opts.checkpointEntries ?? checkpointEvery(this.ctx.seed, hg.id);
     if (hg.appliedSinceCheckpoint < every || hg.checkpointing !== null) return;
     hg.checkpointing = this.checkpointAndCompact(hg)
       .then(
@@ -575,4 +575,16 @@ export class GroupHost<R> implements GroupHostApi<R> {
     for (const hg of all) await hg.sm.close();
     await this.log.close();
   }
+}
+
+/**
+ * The default checkpoint interval of a group on this host: limits.hostCheckpointEntries minus a
+ * fixed share of up to a quarter, drawn from the host's seed and the group. The replicas of a group
+ * apply the same entries; with one interval they would all checkpoint (flush, fsync the engines,
+ * release the log) at the same moment, a burst on every replica together.
+ */
+export function checkpointEvery(seed: number, group: number): number {
+  const every = limits.hostCheckpointEntries;
+  const h = Math.imul(seed ^ Math.imul(group, 0x9e37_79b1), 0x85eb_ca6b) >>> 0;
+  return every - (h % Math.floor(every / 4));
 }

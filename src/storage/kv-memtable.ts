@@ -157,10 +157,15 @@ export class KvMemtable {
   private failure: unknown;
   private failed = false;
 
+  /** This generation's flush point, as a fraction of the thresholds (see maybeFlush). */
+  private flushFactor: number;
+
   constructor(
     readonly group: GroupId,
     base: ReadonlyMap<EngineKind, Engine>,
+    private readonly random: () => number = Math.random,
   ) {
+    this.flushFactor = 0.75 + 0.25 * random();
     const views = new Map<EngineKind, Engine>();
     for (const [kind, engine] of base) {
       const inst = new Instance(engine);
@@ -214,7 +219,12 @@ export class KvMemtable {
       bytes += Math.max(i.active.bytes, i.active.packed?.bytes ?? 0);
       records += i.active.writeCount;
     }
-    if (bytes < limits.kvMemtableFlushBytes && records < limits.kvMemtableFlushRecords) return;
+    const f = this.flushFactor;
+    if (bytes < f * limits.kvMemtableFlushBytes && records < f * limits.kvMemtableFlushRecords) return;
+    // Each generation flushes at its own point in [3/4, 1] of the thresholds: the replicas of a
+    // group apply the same entries, and flushing all at once would hand LMDB's write threads
+    // the same burst of work on every replica together (on shared cores, a stall for all).
+    this.flushFactor = 0.75 + 0.25 * this.random();
     void this.start().catch(() => undefined); // the failure is sticky: the next apply sees it
   }
 
