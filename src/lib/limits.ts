@@ -173,7 +173,7 @@ export const limits = {
    * Log entries read per replay chunk (a put-only chunk is one engine transaction per instance).
    * LMDB writes 200k random keys at ~350k/s in transactions of 16,384, ~620k/s in 65,536.
    */
-  storeReplayChunkEntriesMax: 65_536,
+  storeReplayChunkEntriesMax: 100_000,
   /** Bytes read per replay chunk (at least one entry). */
   storeReplayChunkBytesMax: 64 * 1024 * 1024,
   /** Records read from an engine are copied into shared slabs of this size (one live slab). */
