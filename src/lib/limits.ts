@@ -171,7 +171,8 @@ export const limits = {
   storeGetBatchMax: 10_000,
   /**
    * Log entries read per replay chunk (a put-only chunk is one engine transaction per instance).
-   * LMDB writes 200k random keys at ~350k/s in transactions of 16,384, ~620k/s in 65,536.
+   * LMDB writes 200k random keys at ~350k/s in transactions of 16,384, ~530k in 65,536, ~550-600k
+   * in 100,000 (replay of 200k puts: recover ~617 -> ~584 ms). At most engineBatchWritesMax.
    */
   storeReplayChunkEntriesMax: 100_000,
   /** Bytes read per replay chunk (at least one entry). */
