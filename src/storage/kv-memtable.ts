@@ -77,9 +77,11 @@ class Generation {
    * Every write added, in order, packed as it arrives (superseded ones included: in a trusted-order
    * batch the later write of a key wins), so a flush only hands the buffer to the engine: the
    * packing cost is spread over the applies instead of stalling the JS thread at flush time.
-   * Undefined after dropKeyspace (the flush packs the maps instead).
+   * Made at the first write (an idle group holds none); dropped by dropKeyspace, after which
+   * the flush packs the maps instead.
    */
-  packed: PackedWrites | undefined = new PackedWrites(packedBytesHint, packedWritesHint);
+  packed: PackedWrites | undefined;
+  private packedDropped = false;
   /** Writes added (records counts distinct keys). */
   writeCount = 0;
 
@@ -103,6 +105,7 @@ class Generation {
       ks.set(id, w);
       this.bytes += size(w);
       this.writeCount++;
+      if (!this.packedDropped) this.packed ??= new PackedWrites(packedBytesHint, packedWritesHint);
       if (w.type === 'put')
         this.packed?.put(w.keyspace, w.key, 0, w.key.length, w.seq, 0, w.value, 0, w.value.length);
       else this.packed?.delete(w.keyspace, w.key, 0, w.key.length, w.seq, 0);
@@ -124,6 +127,7 @@ class Generation {
     const ks = this.writes.get(keyspace);
     if (ks === undefined) return;
     this.packed = undefined;
+    this.packedDropped = true;
     for (const w of ks.values()) {
       this.bytes -= size(w);
       this.records--;
