@@ -16,7 +16,6 @@ import {
   encodeGroupState,
   encodeRecord,
   encodeSegmentHeader,
-  entryEndAt,
   type HardState,
   RECORD_HEADER_BYTES,
   type RecordHeader,
@@ -27,6 +26,7 @@ import {
 } from './format.js';
 import type { GroupLog } from './group.js';
 import { type LogIo, nodeIo } from './io.js';
+import { readEntryRange, readPayloadRuns, type SegmentReader } from './read.js';
 import { applyRecord, recoverLog } from './recovery.js';
 import {
   type GroupState,
@@ -241,13 +241,7 @@ export class Log {
       lo >= g.first && hi <= g.last && lo <= hi + 1,
       `readEntries: ${lo}..${hi} outside ${g.first}..${g.last}`,
     );
-    this.readsInFlight++;
-    try {
-      return await this.readRange(g, lo, hi, bytesMax);
-    } finally {
-      this.readsInFlight--;
-      if (this.readsInFlight === 0) void this.deleteReleasedSegments();
-    }
+    return this.reading(() => readEntryRange(this.reader(), g, lo, hi, bytesMax));
   }
 
   /**
@@ -263,80 +257,22 @@ export class Log {
       lo >= g.first && hi <= g.last && lo <= hi,
       `readPayloads: ${lo}..${hi} outside ${g.first}..${g.last}`,
     );
-    const runs: PayloadRun[] = [];
+    return this.reading(() => readPayloadRuns(this.reader(), g, lo, hi, bytesMax));
+  }
+
+  /** Runs a read; released segments are deleted once no read is in flight. */
+  private async reading<T>(read: () => Promise<T>): Promise<T> {
     this.readsInFlight++;
     try {
-      await this.readSpans(g, lo, hi, bytesMax, (buf, base, i, j) => {
-        const starts = new Uint32Array(j - i + 1);
-        const ends = new Uint32Array(j - i + 1);
-        for (let k = i; k <= j; k++) {
-          const loc = g.location(k)!;
-          const at = loc.offset - base;
-          const end = entryEndAt(buf, at, this.recordBytesMax, g.group, k, loc.term);
-          if (end < 0)
-            throw new TesseraError('CORRUPTION', `log entry ${g.group}/${k} failed its check on read`);
-          starts[k - i] = at + RECORD_HEADER_BYTES;
-          ends[k - i] = end;
-        }
-        runs.push({ first: i as LogIndex, buf, starts, ends });
-      });
-      return runs;
+      return await read();
     } finally {
       this.readsInFlight--;
       if (this.readsInFlight === 0) void this.deleteReleasedSegments();
     }
   }
 
-  private async readRange(g: GroupLog, lo: number, hi: number, bytesMax: number): Promise<LogEntry[]> {
-    const out: LogEntry[] = [];
-    await this.readSpans(g, lo, hi, bytesMax, (buf, base, i, j) => {
-      for (let k = i; k <= j; k++) {
-        const loc = g.location(k)!;
-        const at = loc.offset - base;
-        const end = entryEndAt(buf, at, this.recordBytesMax, g.group, k, loc.term);
-        if (end < 0)
-          throw new TesseraError('CORRUPTION', `log entry ${g.group}/${k} failed its check on read`);
-        out.push({
-          index: k as LogIndex,
-          term: loc.term as Term,
-          payload: buf.subarray(at + RECORD_HEADER_BYTES, end),
-        });
-      }
-    });
-    return out;
-  }
-
-  /**
-   * Reads entries lo..hi (at most bytesMax bytes, at least one) in spans of one segment and at most
-   * a few MiB; `visit` gets each span's buffer, its file offset and its entries i..j.
-   */
-  private async readSpans(
-    g: GroupLog,
-    lo: number,
-    hi: number,
-    bytesMax: number,
-    visit: (buf: Buffer, base: number, i: number, j: number) => void,
-  ): Promise<void> {
-    let total = 0;
-    let i = lo;
-    const spanMax = Math.max(4 * 1024 * 1024, this.recordBytesMax);
-    while (i <= hi && (total < bytesMax || i === lo)) {
-      const first = g.location(i)!;
-      let j = i;
-      let end = first.offset + first.length;
-      for (;;) {
-        const next = j < hi ? g.location(j + 1) : undefined;
-        if (!next || next.segment !== first.segment || next.offset + next.length - first.offset > spanMax)
-          break;
-        if (total + end - first.offset >= bytesMax) break;
-        j++;
-        end = Math.max(end, next.offset + next.length);
-      }
-      const buf = await this.io.read(this.fds.get(first.segment)!, end - first.offset, first.offset);
-      visit(buf, first.offset, i, j);
-      for (let k = i; k <= j; k++) total += g.location(k)!.length;
-      i = j + 1;
-    }
+  private reader(): SegmentReader {
+    return { io: this.io, fds: this.fds, recordBytesMax: this.recordBytesMax };
   }
 
   /**
