@@ -309,13 +309,8 @@ export abstract class AbstractEngine implements Engine {
     meta: readonly MetaWrite[] = [],
     options: ApplyOptions = {},
   ): Promise<ApplyResult> {
-    this.assertOpen();
-    checkGroup(group);
-    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, 'bad applied index');
-    checkSeq(highestSeq);
-    assert(writes.length <= limits.engineBatchWritesMax, `batch of ${writes.length} writes is too large`);
+    this.checkBatch(group, appliedIndex, highestSeq, writes.length, meta);
     for (const w of writes) checkWrite(w);
-    for (const m of meta) checkMeta(m);
     if (options.ordered === true) {
       // A trusted-order batch needs no read: it is built now, while an earlier batch may still be
       // writing (replay prepares its next chunk this way), and written in turn.
@@ -341,18 +336,29 @@ export abstract class AbstractEngine implements Engine {
     highestSeq: Seq,
     meta: readonly MetaWrite[] = [],
   ): Promise<ApplyResult> {
-    this.assertOpen();
-    checkGroup(group);
-    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, 'bad applied index');
-    checkSeq(highestSeq);
-    assert(packed.count <= limits.engineBatchWritesMax, `batch of ${packed.count} writes is too large`);
-    for (const m of meta) checkMeta(m);
+    this.checkBatch(group, appliedIndex, highestSeq, packed.count, meta);
     return this._exclusive(async () => {
       const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
       if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
       await this._write(this.withPosition(group, [], meta, appliedIndex, seq), this.syncEachBatch, packed);
       return { stored: packed.count, ignored: 0 };
     });
+  }
+
+  /** What applyBatch and applyPacked check before anything is written. */
+  private checkBatch(
+    group: GroupId,
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+    writes: number,
+    meta: readonly MetaWrite[],
+  ): void {
+    this.assertOpen();
+    checkGroup(group);
+    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, 'bad applied index');
+    checkSeq(highestSeq);
+    assert(writes <= limits.engineBatchWritesMax, `batch of ${writes} writes is too large`);
+    for (const m of meta) checkMeta(m);
   }
 
   /** The seq the applied position will carry: the highest of the stored one and `highestSeq` (a copy). */

@@ -95,6 +95,8 @@ export class Log {
   private readonly admitted = new Map<number, Admitted>();
   private readonly segments: number[];
   private readonly fds = new Map<number, number>();
+  /** What the read path (read.ts) needs of this log. */
+  private readonly reader: SegmentReader;
   // Durable tail (what is fsynced) and planned tail (where the next admitted record goes).
   private durableSegment: number;
   private durableBytes: number;
@@ -121,6 +123,7 @@ export class Log {
     this.segmentBytesMax = opts.segmentBytesMax;
     this.recordBytesMax = opts.recordBytesMax;
     this.pendingBytesMax = opts.pendingBytesMax;
+    this.reader = { io: opts.io, fds: this.fds, recordBytesMax: opts.recordBytesMax };
     this.groups = groups;
     this.segments = segments;
     this.durableSegment = this.planSegment = segments[segments.length - 1]!;
@@ -241,7 +244,7 @@ export class Log {
       lo >= g.first && hi <= g.last && lo <= hi + 1,
       `readEntries: ${lo}..${hi} outside ${g.first}..${g.last}`,
     );
-    return this.reading(() => readEntryRange(this.reader(), g, lo, hi, bytesMax));
+    return this.reading(() => readEntryRange(this.reader, g, lo, hi, bytesMax));
   }
 
   /**
@@ -257,7 +260,7 @@ export class Log {
       lo >= g.first && hi <= g.last && lo <= hi,
       `readPayloads: ${lo}..${hi} outside ${g.first}..${g.last}`,
     );
-    return this.reading(() => readPayloadRuns(this.reader(), g, lo, hi, bytesMax));
+    return this.reading(() => readPayloadRuns(this.reader, g, lo, hi, bytesMax));
   }
 
   /** Runs a read; released segments are deleted once no read is in flight. */
@@ -269,10 +272,6 @@ export class Log {
       this.readsInFlight--;
       if (this.readsInFlight === 0) void this.deleteReleasedSegments();
     }
-  }
-
-  private reader(): SegmentReader {
-    return { io: this.io, fds: this.fds, recordBytesMax: this.recordBytesMax };
   }
 
   /**

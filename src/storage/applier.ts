@@ -263,9 +263,11 @@ export class GroupApplier {
     if (runs.length === 0) return undefined;
     assert(this.mem.size === 0 && this.flushRunning === undefined, 'replay past a held memtable');
     if (this.flushError) throw this.flushError;
-    // Pass 1: which instance each entry goes to (0: none) and how many bytes each will pack.
+    // Pass 1: which instance each entry goes to (`to`, by entry; none: skipped) and how many bytes
+    // each will pack; pass 2 packs (a payload's bytes are more than its packed write's).
     const bytes = { btree: 0, lsm: 0 };
     const counts = { btree: 0, lsm: 0 };
+    const to: (EngineKind | undefined)[] = [];
     let seq = this.highSeq;
     let index = this.appliedIndex;
     for (const r of runs) {
@@ -275,29 +277,26 @@ export class GroupApplier {
         const t = this.byKeyspace.get(keyspaceAt(r.buf, r.starts[k]!));
         // Unknown table: refused when it was applied (TABLE_NOT_FOUND); already in the engine: skip.
         if (t === undefined || index <= this.engineApplied[t.engine]) {
-          const s = r.buf.subarray(
-            seqOffset(r.starts[k]!),
-            seqOffset(r.starts[k]!) + 16,
-          ) as Uint8Array as Seq;
+          const at = seqOffset(r.starts[k]!);
+          const s = r.buf.subarray(at, at + 16) as Uint8Array as Seq;
           if (compareSeq(s, seq) > 0) seq = s.slice() as Seq;
+          to.push(undefined);
           continue;
         }
         bytes[t.engine] += r.ends[k]! - r.starts[k]!;
         counts[t.engine]++;
+        to.push(t.engine);
       }
     }
-    // Pass 2: pack (the payload's bytes are larger than the packed write's).
     const packed = {
       btree: new PackedWrites(bytes.btree, counts.btree),
       lsm: new PackedWrites(bytes.lsm, counts.lsm),
     };
-    index = this.appliedIndex;
+    let n = 0;
     for (const r of runs) {
       for (let k = 0; k < r.starts.length; k++) {
-        index++;
-        const t = this.byKeyspace.get(keyspaceAt(r.buf, r.starts[k]!));
-        if (t === undefined || index <= this.engineApplied[t.engine]) continue;
-        packPutAt(r.buf, r.starts[k]!, r.ends[k]!, packed[t.engine]);
+        const kind = to[n++];
+        if (kind !== undefined) packPutAt(r.buf, r.starts[k]!, r.ends[k]!, packed[kind]);
       }
     }
     for (const k of kinds) if (compareSeq(packed[k].highSeq as Seq, seq) > 0) seq = packed[k].maxSeq();

@@ -255,15 +255,29 @@ const targetFields = (t: ShardTarget): unknown[] => [
   t.deadlineMs,
 ];
 
-function readTarget(f: unknown[]): ShardTarget {
+/** The target's fields from f[at]. */
+function readTarget(f: unknown[], at = 0): ShardTarget {
   return {
-    group: read.group(f[0]),
-    shard: shardId(read.uint(f[1], 'shard', 0xffff_ffff)),
-    epoch: read.uint(f[2], 'epoch'),
-    catalogVersion: read.uint(f[3], 'catalogVersion'),
-    deadlineMs: read.uint(f[4], 'deadlineMs'),
+    group: read.group(f[at]),
+    shard: shardId(read.uint(f[at + 1], 'shard', 0xffff_ffff)),
+    epoch: read.uint(f[at + 2], 'epoch'),
+    catalogVersion: read.uint(f[at + 3], 'catalogVersion'),
+    deadlineMs: read.uint(f[at + 4], 'deadlineMs'),
   };
 }
+
+/**
+ * A payload's field array up to the target, for the hot encoders to push the rest onto (push,
+ * not a spread: spreading an iterable goes through the iterator protocol per element).
+ */
+const targetHead = (t: ShardTarget): unknown[] => [
+  storageRpcVersion,
+  t.group,
+  t.shard,
+  t.epoch,
+  t.catalogVersion,
+  t.deadlineMs,
+];
 
 const conditionFields = (c: RpcCondition): unknown =>
   c.type === 'none' ? 0 : c.type === 'ifNoneMatch' ? 1 : c.seq;
@@ -283,40 +297,22 @@ const key = (x: unknown): Uint8Array => read.bytes(x, 'key', limits.keyBytesMax,
 
 export const encodeKvPut = (r: KvPutRequest): Uint8Array =>
   encodeKvPutAt(r, r.key, r.value, r.condition, r.request);
-/**
- * encodeKvPut without building a request object (the request manager's hot path): one field
- * array, no spreads (spreading an iterable goes through the iterator protocol per element).
- */
-export const encodeKvPutAt = (
+/** encodeKvPut without building a request object (the request manager's hot path). */
+export function encodeKvPutAt(
   t: ShardTarget,
   k: Uint8Array,
   value: Uint8Array,
   c: RpcCondition,
   request: RpcRequestId,
-): Uint8Array =>
-  new Uint8Array(
-    packr.pack([
-      storageRpcVersion,
-      t.group,
-      t.shard,
-      t.epoch,
-      t.catalogVersion,
-      t.deadlineMs,
-      k,
-      value,
-      conditionFields(c),
-      request.client,
-      request.number,
-    ]),
-  );
+): Uint8Array {
+  const f = targetHead(t);
+  f.push(k, value, conditionFields(c), request.client, request.number);
+  return new Uint8Array(packr.pack(f));
+}
 export function decodeKvPut(p: Uint8Array): KvPutRequest {
   const f = unpackFields(p, 10); // f[0] is the version
   return {
-    group: read.group(f[1]),
-    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
-    epoch: read.uint(f[3], 'epoch'),
-    catalogVersion: read.uint(f[4], 'catalogVersion'),
-    deadlineMs: read.uint(f[5], 'deadlineMs'),
+    ...readTarget(f, 1),
     key: key(f[6]),
     value: read.bytes(f[7], 'value', limits.valueBytesMax),
     condition: readCondition(f[8]),
@@ -327,34 +323,20 @@ export function decodeKvPut(p: Uint8Array): KvPutRequest {
 export const encodeKvDelete = (r: KvDeleteRequest): Uint8Array =>
   encodeKvDeleteAt(r, r.key, r.condition, r.request);
 /** encodeKvDelete without building a request object (see encodeKvPutAt). */
-export const encodeKvDeleteAt = (
+export function encodeKvDeleteAt(
   t: ShardTarget,
   k: Uint8Array,
   c: RpcCondition,
   request: RpcRequestId,
-): Uint8Array =>
-  new Uint8Array(
-    packr.pack([
-      storageRpcVersion,
-      t.group,
-      t.shard,
-      t.epoch,
-      t.catalogVersion,
-      t.deadlineMs,
-      k,
-      conditionFields(c),
-      request.client,
-      request.number,
-    ]),
-  );
+): Uint8Array {
+  const f = targetHead(t);
+  f.push(k, conditionFields(c), request.client, request.number);
+  return new Uint8Array(packr.pack(f));
+}
 export function decodeKvDelete(p: Uint8Array): KvDeleteRequest {
   const f = unpackFields(p, 9);
   return {
-    group: read.group(f[1]),
-    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
-    epoch: read.uint(f[3], 'epoch'),
-    catalogVersion: read.uint(f[4], 'catalogVersion'),
-    deadlineMs: read.uint(f[5], 'deadlineMs'),
+    ...readTarget(f, 1),
     key: key(f[6]),
     condition: readCondition(f[7]),
     request: readRequestId(f[8], f[9]),
@@ -363,20 +345,14 @@ export function decodeKvDelete(p: Uint8Array): KvDeleteRequest {
 
 export const encodeKvGet = (r: KvGetRequest): Uint8Array => encodeKvGetAt(r, r.key);
 /** encodeKvGet without building a request object (the request manager's hot path). */
-export const encodeKvGetAt = (t: ShardTarget, k: Uint8Array): Uint8Array =>
-  new Uint8Array(
-    packr.pack([storageRpcVersion, t.group, t.shard, t.epoch, t.catalogVersion, t.deadlineMs, k]),
-  );
+export function encodeKvGetAt(t: ShardTarget, k: Uint8Array): Uint8Array {
+  const f = targetHead(t);
+  f.push(k);
+  return new Uint8Array(packr.pack(f));
+}
 export function decodeKvGet(p: Uint8Array): KvGetRequest {
   const f = unpackFields(p, 6);
-  return {
-    group: read.group(f[1]),
-    shard: shardId(read.uint(f[2], 'shard', 0xffff_ffff)),
-    epoch: read.uint(f[3], 'epoch'),
-    catalogVersion: read.uint(f[4], 'catalogVersion'),
-    deadlineMs: read.uint(f[5], 'deadlineMs'),
-    key: key(f[6]),
-  };
+  return { ...readTarget(f, 1), key: key(f[6]) };
 }
 
 export const encodeKvScan = (r: KvScanRequest): Uint8Array =>
