@@ -6,13 +6,6 @@
 import { assert } from '../lib/assert.js';
 import type { HardState, SnapshotMark } from './format.js';
 
-export interface EntryLocation {
-  segment: number;
-  offset: number;
-  length: number;
-  term: number;
-}
-
 export class GroupLog {
   readonly group: number;
   /** Index of the first live entry; `first === last + 1` when there is none. */
@@ -38,16 +31,19 @@ export class GroupLog {
     return this.segs.length - this.head;
   }
 
-  /** Appends entry `index`, first discarding every entry >= index (Raft suffix overwrite). */
-  applyEntry(index: number, loc: EntryLocation): boolean {
+  /**
+   * Appends entry `index` at (segment, offset, length), first discarding every entry >= index (Raft
+   * suffix overwrite). Positional, not a location object: recovery calls it once per record.
+   */
+  applyEntry(index: number, segment: number, offset: number, length: number, term: number): boolean {
     if (index < this.first || index > this.last + 1) return false;
     this.truncateFrom(index);
-    this.segs.push(loc.segment);
-    this.offs.push(loc.offset);
-    this.lens.push(loc.length);
-    this.terms.push(loc.term);
+    this.segs.push(segment);
+    this.offs.push(offset);
+    this.lens.push(length);
+    this.terms.push(term);
     this.last = index;
-    this.lastTerm = loc.term;
+    this.lastTerm = term;
     this.checkInvariants();
     return true;
   }
@@ -94,10 +90,19 @@ export class GroupLog {
     return this.terms[this.head + index - this.first];
   }
 
-  location(index: number): EntryLocation | undefined {
-    if (index < this.first || index > this.last) return undefined;
-    const i = this.head + index - this.first;
-    return { segment: this.segs[i]!, offset: this.offs[i]!, length: this.lens[i]!, term: this.terms[i]! };
+  // Fields of live entry `index` (first <= index <= last), without a location object: the read
+  // path asks for several per entry.
+  segmentOf(index: number): number {
+    return this.segs[this.head + index - this.first]!;
+  }
+  offsetOf(index: number): number {
+    return this.offs[this.head + index - this.first]!;
+  }
+  lengthOf(index: number): number {
+    return this.lens[this.head + index - this.first]!;
+  }
+  termOf(index: number): number {
+    return this.terms[this.head + index - this.first]!;
   }
 
   /** The oldest segment holding a live entry of this group (segments only grow with the index). */

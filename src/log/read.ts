@@ -27,12 +27,12 @@ export async function readEntryRange(
   const out: LogEntry[] = [];
   await readSpans(r, g, lo, hi, bytesMax, (buf, base, i, j) => {
     for (let k = i; k <= j; k++) {
-      const loc = g.location(k)!;
-      const at = loc.offset - base;
-      const end = checkedEnd(r, buf, at, g, k, loc.term);
+      const at = g.offsetOf(k) - base;
+      const term = g.termOf(k);
+      const end = checkedEnd(r, buf, at, g, k, term);
       out.push({
         index: k as LogIndex,
-        term: loc.term as Term,
+        term: term as Term,
         payload: buf.subarray(at + RECORD_HEADER_BYTES, end),
       });
     }
@@ -52,10 +52,9 @@ export async function readPayloadRuns(
     const starts = new Uint32Array(j - i + 1);
     const ends = new Uint32Array(j - i + 1);
     for (let k = i; k <= j; k++) {
-      const loc = g.location(k)!;
-      const at = loc.offset - base;
+      const at = g.offsetOf(k) - base;
       starts[k - i] = at + RECORD_HEADER_BYTES;
-      ends[k - i] = checkedEnd(r, buf, at, g, k, loc.term);
+      ends[k - i] = checkedEnd(r, buf, at, g, k, g.termOf(k));
     }
     runs.push({ first: i as LogIndex, buf, starts, ends });
   });
@@ -91,20 +90,22 @@ async function readSpans(
   let i = lo;
   const spanMax = Math.max(4 * 1024 * 1024, r.recordBytesMax);
   while (i <= hi && (total < bytesMax || i === lo)) {
-    const first = g.location(i)!;
+    const segment = g.segmentOf(i);
+    const start = g.offsetOf(i);
     let j = i;
-    let end = first.offset + first.length;
-    for (;;) {
-      const next = j < hi ? g.location(j + 1) : undefined;
-      if (!next || next.segment !== first.segment || next.offset + next.length - first.offset > spanMax)
-        break;
-      if (total + end - first.offset >= bytesMax) break;
+    let end = start + g.lengthOf(i);
+    let spanBytes = g.lengthOf(i);
+    while (j < hi) {
+      const nextEnd = g.offsetOf(j + 1) + g.lengthOf(j + 1);
+      if (g.segmentOf(j + 1) !== segment || nextEnd - start > spanMax) break;
+      if (total + end - start >= bytesMax) break;
       j++;
-      end = Math.max(end, next.offset + next.length);
+      end = Math.max(end, nextEnd);
+      spanBytes += g.lengthOf(j);
     }
-    const buf = await r.io.read(r.fds.get(first.segment)!, end - first.offset, first.offset);
-    visit(buf, first.offset, i, j);
-    for (let k = i; k <= j; k++) total += g.location(k)!.length;
+    const buf = await r.io.read(r.fds.get(segment)!, end - start, start);
+    visit(buf, start, i, j);
+    total += spanBytes;
     i = j + 1;
   }
 }

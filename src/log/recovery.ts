@@ -41,7 +41,7 @@ export function applyRecord(groups: Map<number, GroupLog>, r: DecodedRecord, seg
   }
   switch (r.type) {
     case RecordType.Entry:
-      return g.applyEntry(r.index, { segment, offset: r.offset, length: r.length, term: r.term });
+      return g.applyEntry(r.index, segment, r.offset, r.length, r.term);
     case RecordType.HardState:
       if (r.payload.length !== 4) return false;
       g.applyHardState({ term: r.term, vote: r.payload.readUInt32BE(0), commit: r.index });
