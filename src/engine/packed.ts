@@ -146,10 +146,15 @@ export class PackedWrites {
   }
 }
 
-/** Copies src[start, end) to dst at `at`: short ranges byte by byte (no view to allocate). */
+const bufferCopy = Buffer.prototype.copy;
+
+/**
+ * Copies src[start, end) to dst at `at` without allocating a view: short ranges byte by byte,
+ * longer ones with Buffer's native copy (which takes any Uint8Array as source and target).
+ */
 function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
   if (end - start > 32) {
-    dst.set(src.subarray(start, end), at);
+    bufferCopy.call(src, dst, at, start, end);
     return;
   }
   for (let i = start; i < end; i++) dst[at++] = src[i] as number;
