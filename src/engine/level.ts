@@ -91,10 +91,11 @@ export class LevelEngine extends AbstractEngine {
 
   async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
     const batch = this.db.batch();
-    // The chained batch copies each key and record into LevelDB's WriteBatch at once.
+    // The chained batch copies each key and record into LevelDB's WriteBatch at once; packed writes
+    // go in about key order (the memtable's skip list inserts with locality).
     packed?.forEach((key, record) => {
       batch.put(key, record);
-    });
+    }, true);
     for (const op of ops) {
       if (op.value === undefined) batch.del(op.key);
       else batch.put(op.key, op.value);

@@ -132,10 +132,11 @@ export class LmdbEngine extends AbstractEngine {
       // write thread does the B+ tree work (~4-16 us each) off the JS thread. Every operation
       // queued in one event turn is committed in one transaction (lmdb-js's event-turn batching:
       // nothing here calls transactionSync), so data and applied position stay atomic.
+      // Packed writes go in about key order: the write thread's inserts then hit the same pages.
       let last: Promise<boolean> | undefined;
       packed?.forEach((key, record) => {
         last = this.db.put(key as Buffer, record as Buffer);
-      });
+      }, true);
       for (const op of ops) {
         last =
           op.value === undefined

@@ -73,15 +73,55 @@ export class PackedWrites {
     this.end(v0 + seqBytes);
   }
 
-  /** Calls `fn` with each write's engine key and record (views valid only during the call). */
-  forEach(fn: (key: Uint8Array, record: Uint8Array) => void): void {
+  /**
+   * Calls `fn` with each write's engine key and record (views valid only during the call), in
+   * packing order, or with `sorted` in about key order (sortedOrder): writes of the same key keep
+   * their packing order either way, so the later one still wins.
+   */
+  forEach(fn: (key: Uint8Array, record: Uint8Array) => void, sorted = false): void {
     const { slab, bounds } = this;
-    for (let i = 0; i < this.count; i++) {
+    const order = sorted && this.count > 1 ? this.sortedOrder() : undefined;
+    for (let n = 0; n < this.count; n++) {
+      const i = order === undefined ? n : (order[n] as number);
       const k0 = bounds[2 * i] as number;
       const v0 = bounds[2 * i + 1] as number;
       const end = bounds[2 * i + 2] as number;
       fn(slab.subarray(k0, v0), slab.subarray(v0, end));
     }
+  }
+
+  /**
+   * The writes' indexes ordered by the first 36 bits of their keys past the prefix all keys share,
+   * then by packing order: key order but for keys equal in those bits (a B+ tree then inserts with
+   * locality: LMDB takes 100,000 random keys ~2x faster sorted). Each sort key is one double, 36
+   * bits of key over 17 bits of index, so the sort is the typed array's native one.
+   */
+  sortedOrder(): Uint32Array {
+    const n = this.count;
+    assert(n <= sortIndexLimit, 'packed batch too large to sort');
+    const { slab, bounds } = this;
+    const first0 = bounds[0] as number;
+    let common = (bounds[1] as number) - first0;
+    for (let i = 1; i < n && common > 0; i++) {
+      const k0 = bounds[2 * i] as number;
+      const len = Math.min(common, (bounds[2 * i + 1] as number) - k0);
+      let c = 0;
+      while (c < len && slab[k0 + c] === slab[first0 + c]) c++;
+      common = c;
+    }
+    const sortKeys = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const k0 = (bounds[2 * i] as number) + common;
+      const k1 = bounds[2 * i + 1] as number;
+      let p = 0;
+      for (let b = 0; b < 4; b++) p = p * 256 + (k0 + b < k1 ? (slab[k0 + b] as number) : 0);
+      p = p * 16 + (k0 + 4 < k1 ? (slab[k0 + 4] as number) >> 4 : 0);
+      sortKeys[i] = p * sortIndexLimit + i;
+    }
+    sortKeys.sort();
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = (sortKeys[i] as number) % sortIndexLimit;
+    return order;
   }
 
   private begin(
@@ -145,6 +185,9 @@ export class PackedWrites {
     return this.highSeq.slice() as Seq;
   }
 }
+
+/** 2^17: sortedOrder's index bits (36 bits of key above them stay below 2^53). */
+const sortIndexLimit = 131_072;
 
 const bufferCopy = Buffer.prototype.copy;
 

@@ -124,6 +124,32 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
 }
 
 /**
+ * Recovery's fast path: the length of the intact Entry record at `offset` (CRC, version, term and
+ * index in range), or -1 for anything else, which decodeRecord then classifies (end, torn,
+ * corrupt, another type). No object per record: a scan meets hundreds of thousands of entries.
+ */
+export function scanEntryAt(buf: Buffer, offset: number, recordBytesMax: number): number {
+  if (buf.length - offset < RECORD_HEADER_BYTES || buf[offset + 8] !== RecordType.Entry) return -1;
+  const length = buf.readUInt32BE(offset + 4);
+  if (length < RECORD_HEADER_BYTES || length > recordBytesMax || length > buf.length - offset) return -1;
+  if (
+    buf[offset + 9] !== RECORD_VERSION ||
+    buf.readUInt16BE(offset + 10) !== 0 ||
+    buf.readUInt32BE(offset + 16) > 0x1f_ffff ||
+    buf.readUInt32BE(offset + 24) > 0x1f_ffff
+  ) {
+    return -1;
+  }
+  const body = new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4);
+  return crc32(body) === buf.readUInt32BE(offset) ? length : -1;
+}
+
+/** A u64 header field (term at 16, index at 24) of a record that passed its checks. */
+export function u64At(buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+}
+
+/**
  * Checks that the bytes at `offset` are an intact Entry record of (group, index, term) and returns
  * where it ends (its payload starts RECORD_HEADER_BYTES in), or -1. The read path's check of each
  * entry, without an object per record (decodeRecord is recovery's, which must say why it stopped).

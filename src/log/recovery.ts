@@ -12,7 +12,9 @@ import {
   parseSegmentFileName,
   RecordType,
   SEGMENT_HEADER_BYTES,
+  scanEntryAt,
   segmentFileName,
+  u64At,
 } from './format.js';
 import { GroupLog } from './group.js';
 import type { LogIo } from './io.js';
@@ -58,6 +60,23 @@ export function applyRecord(groups: Map<number, GroupLog>, r: DecodedRecord, seg
   }
 }
 
+/** applyRecord for an Entry record checked by scanEntryAt (the same rule, no record object). */
+function applyEntryAt(
+  groups: Map<number, GroupLog>,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  segment: number,
+): boolean {
+  const group = buf.readUInt32BE(offset + 12);
+  let g = groups.get(group);
+  if (!g) {
+    g = new GroupLog(group);
+    groups.set(group, g);
+  }
+  return g.applyEntry(u64At(buf, offset + 24), segment, offset, length, u64At(buf, offset + 16));
+}
+
 async function listSegments(io: LogIo, dir: string): Promise<number[]> {
   const names = await io.readdir(dir);
   const segs: number[] = [];
@@ -80,6 +99,15 @@ function scanSegment(
   let offset = SEGMENT_HEADER_BYTES;
   let records = 0;
   for (;;) {
+    const length = scanEntryAt(buf, offset, recordBytesMax);
+    if (length > 0) {
+      if (!applyEntryAt(groups, buf, offset, length, segment)) {
+        return { end: offset, reason: 'record breaks the log order', records };
+      }
+      offset += length;
+      records++;
+      continue;
+    }
     const d = decodeRecord(buf, offset, recordBytesMax);
     if (!d.ok) {
       if (d.reason === 'end') return { end: offset, reason: undefined, records };
