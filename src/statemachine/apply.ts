@@ -7,7 +7,8 @@
  * Replay: an instance skips the entries at or below its own applied index (their writes and dedup
  * records are already there, atomically); replay starts at `state.replayFrom`.
  * Dedup records live in the instance that applied the command (its table's engine; `metaKind` for
- * noop and dropTable), in the same batch as its write; dropped tables live in `metaKind`.
+ * noop and dropTable), written with each batch (DedupTable.takeEdits at every flush, atomically
+ * with the writes of the same entries); dropped tables live in `metaKind`.
  */
 import type { Entry } from '../consensus/types.js';
 import type {
@@ -24,7 +25,7 @@ import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { logIndex } from '../lib/ids.js';
 import { type Command, decodeCommand } from './command.js';
 import { decide, type Outcome } from './decide.js';
-import { DedupTable, dedupTagClient, dedupTagId } from './dedup.js';
+import { DedupTable, dedupTagClient, dedupTagId, dedupTagPage } from './dedup.js';
 import { DroppedTables, droppedTag } from './tables.js';
 
 /** The engine instances a group uses on this node. */
@@ -65,6 +66,7 @@ export class GroupState {
       const records = [
         ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagClient))),
         ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagId))),
+        ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagPage))),
       ];
       state.dedup.load(kind, records);
       state.dropped.load(await engine.readMeta(g.group, Uint8Array.of(droppedTag)));
@@ -98,8 +100,6 @@ function maxSeq(a: Seq, b: Seq): Seq {
 class ApplyRun {
   readonly pending = new Map<EngineKind, Pending>();
   readonly overlay = new Map<string, EngineRecord | undefined>();
-  /** Where each dedup client record sits in the pending meta: one record per client per batch. */
-  readonly clientMeta = new Map<string, { readonly p: Pending; readonly i: number }>();
   readonly results: EntryResult[] = [];
   highestSeq: Seq;
   lastIndex: LogIndex;
@@ -152,6 +152,13 @@ class ApplyRun {
 
   /** Sends every instance its batch up to `index` (instances already past it are left alone). */
   async flush(index: LogIndex): Promise<void> {
+    // The dedup table's changes so far, written with the writes they came with (an instance
+    // already past `index` holds them: its changes stay marked for a later batch).
+    for (const edit of this.state.dedup.takeEdits((kind) => this.live(kind, index))) {
+      const p = this.pending.get(edit.home);
+      assert(p !== undefined, `dedup record in a ${edit.home} instance the group does not use`);
+      p.meta.push(edit.write);
+    }
     const kinds: EngineKind[] = [];
     const jobs: Promise<unknown>[] = [];
     for (const [kind, p] of this.pending) {
@@ -163,7 +170,6 @@ class ApplyRun {
       jobs.push(this.engine(kind).applyBatch(this.g.group, p.writes, index, this.highestSeq, p.meta));
       this.pending.set(kind, { writes: [], meta: [] });
     }
-    this.clientMeta.clear();
     const settled = await Promise.allSettled(jobs);
     settled.forEach((r, i) => {
       if (r.status === 'fulfilled') this.state.applied.set(kinds[i] as EngineKind, index);
@@ -262,25 +268,8 @@ function recordOutcome(
   index: LogIndex,
   home: EngineKind,
 ): void {
-  for (const edit of run.state.dedup.record(command.request, outcome, index, home)) {
-    const p = run.pending.get(edit.home);
-    assert(p !== undefined, `dedup record in a ${edit.home} instance the group does not use`);
-    // Replay: an instance already past this entry holds its edits (written with it, atomically).
-    if (!run.live(edit.home, index)) continue;
-    if (edit.write.key[0] !== dedupTagClient) {
-      p.meta.push(edit.write);
-      continue;
-    }
-    // The client record (floor, last index) is rewritten by every write of that client: only the
-    // last one of the batch is stored.
-    const id = `${edit.home}:${String.fromCharCode(...edit.write.key)}`;
-    const at = run.clientMeta.get(id);
-    if (at !== undefined && at.p === p) p.meta[at.i] = edit.write;
-    else {
-      run.clientMeta.set(id, { p, i: p.meta.length });
-      p.meta.push(edit.write);
-    }
-  }
+  assert(run.pending.has(home), `dedup record in a ${home} instance the group does not use`);
+  run.state.dedup.record(command.request, outcome, index, home);
 }
 
 async function applyDrop(

@@ -7,12 +7,18 @@
  * raised to the highest number it used (at most `forgottenClientsMax` such clients, least recently
  * used beyond): a late retry of it answers OUTCOME_UNKNOWN instead of running a second time.
  *
- * Persistence (format version 1): as group meta records of the engine instance that applied the
- * command (`home`), in the same atomic batch as its write:
- *   'd' | client u64 | number u64  ->  1 | outcome (kind u8: 0 ok, 1 CONDITION_FAILED,
- *                                      2 KEY_NOT_FOUND, 3 TABLE_NOT_FOUND, 4 OUTCOME_UNKNOWN | seq 16?)
+ * Persistence: as group meta records of the engine instance that applied the command (`home`),
+ * in the same atomic batch as its writes. `record` only changes the table in memory and marks what
+ * changed; `takeEdits` turns the marks into meta writes, once per applied batch (a page of 64 ids
+ * is written once per batch, not a record per request and a delete per eviction):
+ *   'e' | client u64 | page u64    ->  1 | n u8 | n x (slot u8 | len u8 | outcome): the ids
+ *                                      page * 64 + slot of this home (no ids: the record is deleted)
  *   'c' | client u64               ->  1 | floor u64 | last applied index u64
- * Loading merges the records of every instance (max of floors and indexes).
+ *   outcome: 1 | kind u8 (0 ok, 1 CONDITION_FAILED, 2 KEY_NOT_FOUND, 3 TABLE_NOT_FOUND,
+ *            4 OUTCOME_UNKNOWN) | seq 16?
+ * Earlier versions wrote one record per id ('d' | client u64 | number u64 -> outcome): those are
+ * still loaded, and deleted when their id is evicted.
+ * Loading merges the records of every instance (union of ids, max of floors and indexes).
  */
 import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
@@ -31,6 +37,8 @@ export interface MetaEdit {
 interface Remembered {
   readonly outcome: Outcome;
   readonly home: EngineKind;
+  /** Loaded from a per-id record of an earlier version: deleted when the id goes. */
+  readonly legacy?: true;
 }
 
 interface ClientState {
@@ -83,9 +91,13 @@ function heapPop(h: number[]): number {
 
 const newClient = (): ClientState => ({ floor: 0, lastIndex: 0, ids: new Map(), heap: [], homes: new Set() });
 
-export const dedupTagId = 0x64; // 'd'
+export const dedupTagId = 0x64; // 'd' (earlier versions: one record per id)
 export const dedupTagClient = 0x63; // 'c'
+export const dedupTagPage = 0x65; // 'e'
 const version = 1;
+/** Ids per page record: numbers page * pageIds .. page * pageIds + pageIds - 1. */
+const pageIds = 64;
+const pageOf = (n: number): number => Math.floor(n / pageIds);
 const failureCodes: readonly FailureCode[] = [
   'CONDITION_FAILED',
   'KEY_NOT_FOUND',
@@ -132,6 +144,48 @@ function clientKey(client: bigint): Uint8Array {
   return k;
 }
 
+function pageKey(client: bigint, page: number): Uint8Array {
+  const k = new Uint8Array(17);
+  const v = new DataView(k.buffer);
+  k[0] = dedupTagPage;
+  v.setBigUint64(1, client);
+  v.setBigUint64(9, BigInt(page));
+  return k;
+}
+
+/** The page's ids of one home (of any with `home` undefined) in slot order; undefined if none. */
+function pageValue(
+  c: ClientState | undefined,
+  page: number,
+  home: EngineKind | undefined,
+): Uint8Array | undefined {
+  if (c === undefined) return undefined;
+  const slots: number[] = [];
+  const outcomes: Uint8Array[] = [];
+  let bytes = 2;
+  for (let slot = 0; slot < pageIds; slot++) {
+    const r = c.ids.get(page * pageIds + slot);
+    if (r === undefined || (home !== undefined && r.home !== home)) continue;
+    const o = encodeOutcome(r.outcome);
+    slots.push(slot);
+    outcomes.push(o);
+    bytes += 2 + o.length;
+  }
+  if (slots.length === 0) return undefined;
+  const out = new Uint8Array(bytes);
+  out[0] = version;
+  out[1] = slots.length;
+  let at = 2;
+  slots.forEach((slot, i) => {
+    const o = outcomes[i] as Uint8Array;
+    out[at] = slot;
+    out[at + 1] = o.length;
+    out.set(o, at + 2);
+    at += 2 + o.length;
+  });
+  return out;
+}
+
 function clientValue(c: { floor: number; lastIndex: number }): Uint8Array {
   const out = new Uint8Array(17);
   const v = new DataView(out.buffer);
@@ -141,8 +195,19 @@ function clientValue(c: { floor: number; lastIndex: number }): Uint8Array {
   return out;
 }
 
+/** What changed in one instance's records since its last takeEdits. */
+interface Dirty {
+  /** Per client, the pages to rewrite (or delete). */
+  readonly pages: Map<bigint, Set<number>>;
+  /** Clients whose 'c' record to rewrite (or delete). */
+  readonly clients: Set<bigint>;
+  /** Per-id records of an earlier version to delete. */
+  readonly legacy: Uint8Array[];
+}
+
 export class DedupTable {
   private readonly clients = new Map<bigint, ClientState>();
+  private readonly dirty = new Map<EngineKind, Dirty>();
   /** Evicted clients, least recently used first. */
   private readonly forgottenClients = new Map<bigint, ForgottenClient>();
   readonly idsPerClientMax: number;
@@ -180,11 +245,10 @@ export class DedupTable {
     return req.number <= c.floor ? forgotten : undefined;
   }
 
-  /** Remembers a new request's outcome; returns the meta edits that persist the change. */
-  record(req: RequestId, outcome: Outcome, index: LogIndex, home: EngineKind): MetaEdit[] {
-    if (req.client === 0n) return [];
+  /** Remembers a new request's outcome (in memory: takeEdits persists it). */
+  record(req: RequestId, outcome: Outcome, index: LogIndex, home: EngineKind): void {
+    if (req.client === 0n) return;
     assert(this.lookup(req) === undefined, 'request recorded twice');
-    const edits: MetaEdit[] = [];
     let c = this.clients.get(req.client);
     if (c === undefined) {
       c = newClient();
@@ -203,55 +267,106 @@ export class DedupTable {
     c.lastIndex = Math.max(c.lastIndex, index);
     c.ids.set(req.number, { outcome, home });
     heapPush(c.heap, req.number);
-    edits.push({ home, write: { key: idKey(req.client, req.number), value: encodeOutcome(outcome) } });
-    if (c.ids.size > this.idsPerClientMax) {
-      const oldest = heapPop(c.heap);
-      const gone = c.ids.get(oldest) as Remembered;
-      c.ids.delete(oldest);
-      c.floor = Math.max(c.floor, oldest);
-      edits.push({ home: gone.home, write: { key: idKey(req.client, oldest), value: undefined } });
-    }
+    this.markPage(home, req.client, req.number);
+    if (c.ids.size > this.idsPerClientMax) this.evictOldest(req.client, c);
     c.homes.add(home);
     // Every instance the client used gets its record: the floor may have risen by an id kept in
     // another instance, and losing one instance's batch (a crash between them) must not lower it.
-    const value = clientValue(c);
-    for (const h of c.homes) edits.push({ home: h, write: { key: clientKey(req.client), value } });
-    if (this.clients.size > this.clientsMax) edits.push(...this.evictClient());
+    for (const h of c.homes) this.dirtyOf(h).clients.add(req.client);
+    if (this.clients.size > this.clientsMax) this.evictClient();
+  }
+
+  /**
+   * The meta writes that persist every change since the last call, for the instances `live` says
+   * take writes now (the others keep theirs for a later call): a page record per changed page, a
+   * client record per changed client, each with the table's state at the time of the call. The
+   * caller writes them in the same batch as the writes of everything recorded so far.
+   */
+  takeEdits(live: (home: EngineKind) => boolean = () => true): MetaEdit[] {
+    const edits: MetaEdit[] = [];
+    for (const [home, d] of this.dirty) {
+      if (!live(home)) continue;
+      this.dirty.delete(home);
+      for (const [client, pages] of d.pages) {
+        const c = this.clients.get(client);
+        for (const page of pages) {
+          edits.push({ home, write: { key: pageKey(client, page), value: pageValue(c, page, home) } });
+        }
+      }
+      for (const client of d.clients) {
+        const state = this.clients.get(client) ?? this.forgottenClients.get(client);
+        const value = state?.homes.has(home) ? clientValue(state) : undefined;
+        edits.push({ home, write: { key: clientKey(client), value } });
+      }
+      for (const key of d.legacy) edits.push({ home, write: { key, value: undefined } });
+    }
     return edits;
+  }
+
+  private dirtyOf(home: EngineKind): Dirty {
+    let d = this.dirty.get(home);
+    if (d === undefined) {
+      d = { pages: new Map(), clients: new Set(), legacy: [] };
+      this.dirty.set(home, d);
+    }
+    return d;
+  }
+
+  private markPage(home: EngineKind, client: bigint, n: number): void {
+    const d = this.dirtyOf(home);
+    let pages = d.pages.get(client);
+    if (pages === undefined) {
+      pages = new Set();
+      d.pages.set(client, pages);
+    }
+    pages.add(pageOf(n));
+  }
+
+  /** An id leaves the table: its page (or its record of an earlier version) changes. */
+  private forget(client: bigint, n: number, r: Remembered): void {
+    this.markPage(r.home, client, n);
+    if (r.legacy) this.dirtyOf(r.home).legacy.push(idKey(client, n));
+  }
+
+  /** The client's lowest id goes; its floor rises to it. */
+  private evictOldest(client: bigint, c: ClientState): void {
+    const oldest = heapPop(c.heap);
+    const gone = c.ids.get(oldest) as Remembered;
+    c.ids.delete(oldest);
+    c.floor = Math.max(c.floor, oldest);
+    this.forget(client, oldest, gone);
   }
 
   /** Evicts the least recently used client: its ids go, its floor rises to the highest of them. */
-  private evictClient(): MetaEdit[] {
+  private evictClient(): void {
     const [client, c] = this.clients.entries().next().value as [bigint, ClientState];
     this.clients.delete(client);
-    const edits: MetaEdit[] = [];
     let floor = c.floor;
     for (const [n, r] of c.ids) {
       floor = Math.max(floor, n);
-      edits.push({ home: r.home, write: { key: idKey(client, n), value: undefined } });
+      this.forget(client, n, r);
     }
     const f: ForgottenClient = { floor, lastIndex: c.lastIndex, homes: new Set(c.homes) };
-    for (const home of f.homes)
-      edits.push({ home, write: { key: clientKey(client), value: clientValue(f) } });
+    for (const home of f.homes) this.dirtyOf(home).clients.add(client);
     this.forgottenClients.set(client, f);
-    while (this.forgottenClients.size > this.forgottenClientsMax) edits.push(...this.dropForgotten());
-    return edits;
+    while (this.forgottenClients.size > this.forgottenClientsMax) this.dropForgotten();
   }
 
-  private dropForgotten(): MetaEdit[] {
+  private dropForgotten(): void {
     const [client, f] = this.forgottenClients.entries().next().value as [bigint, ForgottenClient];
     this.forgottenClients.delete(client);
-    return [...f.homes].map((home) => ({ home, write: { key: clientKey(client), value: undefined } }));
+    for (const home of f.homes) this.dirtyOf(home).clients.add(client);
   }
 
   /** Merges the dedup records read from one instance's group meta (any other records are ignored). */
   load(home: EngineKind, records: readonly MetaRecord[]): void {
     for (const r of records) {
       if (r.key[0] === dedupTagClient && r.key.length === 9) this.loadClient(home, r);
+      else if (r.key[0] === dedupTagPage && r.key.length === 17) this.loadPage(home, r);
       else if (r.key[0] === dedupTagId && r.key.length === 17) {
         const v = new DataView(r.key.buffer, r.key.byteOffset, r.key.byteLength);
         const c = this.client(v.getBigUint64(1));
-        c.ids.set(Number(v.getBigUint64(9)), { outcome: decodeOutcome(r.value), home });
+        c.ids.set(Number(v.getBigUint64(9)), { outcome: decodeOutcome(r.value), home, legacy: true });
       }
     }
     // Least recently used first; then apply the bounds (a crash may have left extra records).
@@ -266,14 +381,11 @@ export class DedupTable {
       if (c.ids.size > 0) this.clients.set(k, c);
       else this.forgottenClients.set(k, { floor: c.floor, lastIndex: c.lastIndex, homes: c.homes });
     }
-    for (const c of this.clients.values()) {
+    // What the bounds drop here is marked, so the next takeEdits deletes it from the instances.
+    for (const [client, c] of this.clients) {
       c.heap = [];
       for (const n of c.ids.keys()) heapPush(c.heap, n);
-      while (c.ids.size > this.idsPerClientMax) {
-        const oldest = heapPop(c.heap);
-        c.ids.delete(oldest);
-        c.floor = Math.max(c.floor, oldest);
-      }
+      while (c.ids.size > this.idsPerClientMax) this.evictOldest(client, c);
     }
     while (this.clients.size > this.clientsMax) this.evictClient();
     while (this.forgottenClients.size > this.forgottenClientsMax) this.dropForgotten();
@@ -285,6 +397,27 @@ export class DedupTable {
     c.lastIndex = f.lastIndex;
     for (const h of f.homes) c.homes.add(h);
     return c;
+  }
+
+  private loadPage(home: EngineKind, r: MetaRecord): void {
+    const kv = new DataView(r.key.buffer, r.key.byteOffset, r.key.byteLength);
+    const client = kv.getBigUint64(1);
+    const page = Number(kv.getBigUint64(9));
+    const v = r.value;
+    if (v[0] !== version || v.length < 2 || !Number.isSafeInteger(page * pageIds)) bad('page format');
+    const c = this.client(client);
+    const n = v[1] as number;
+    let at = 2;
+    for (let i = 0; i < n; i++) {
+      if (at + 2 > v.length) bad('page truncated');
+      const slot = v[at] as number;
+      const len = v[at + 1] as number;
+      if (slot >= pageIds || at + 2 + len > v.length) bad('page entry');
+      c.ids.set(page * pageIds + slot, { outcome: decodeOutcome(v.subarray(at + 2, at + 2 + len)), home });
+      at += 2 + len;
+    }
+    if (at !== v.length) bad('page trailing bytes');
+    c.homes.add(home);
   }
 
   private loadClient(home: EngineKind, r: MetaRecord): void {
@@ -313,7 +446,11 @@ export class DedupTable {
     const out: MetaRecord[] = [];
     for (const [client, c] of this.clients) {
       out.push({ key: clientKey(client), value: clientValue(c) });
-      for (const [n, r] of c.ids) out.push({ key: idKey(client, n), value: encodeOutcome(r.outcome) });
+      const pages = new Set<number>();
+      for (const n of c.ids.keys()) pages.add(pageOf(n));
+      for (const page of pages) {
+        out.push({ key: pageKey(client, page), value: pageValue(c, page, undefined) as Uint8Array });
+      }
     }
     for (const [client, f] of this.forgottenClients)
       out.push({ key: clientKey(client), value: clientValue(f) });

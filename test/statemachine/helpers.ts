@@ -4,7 +4,7 @@ import type { EngineKind, EngineRecord, KeyspaceId, MetaRecord } from '../../src
 import type { LogIndex, Seq, TableId } from '../../src/lib/ids.js';
 import { logIndex, term } from '../../src/lib/ids.js';
 import { makeSeq } from '../../src/sequencer/seq.js';
-import { type Command, encodeCommand } from '../../src/statemachine/command.js';
+import { type Command, encodeCommand, type RequestId } from '../../src/statemachine/command.js';
 import { decide, type Outcome } from '../../src/statemachine/decide.js';
 import { DedupTable, type MetaEdit } from '../../src/statemachine/dedup.js';
 import { DroppedTables } from '../../src/statemachine/tables.js';
@@ -30,6 +30,18 @@ export interface TableRef {
 }
 
 export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** Records a request's outcome and returns the edits that persist it (a batch of one entry). */
+export function recordEdits(
+  t: DedupTable,
+  req: RequestId,
+  outcome: Outcome,
+  index: LogIndex,
+  home: EngineKind,
+): MetaEdit[] {
+  t.record(req, outcome, index, home);
+  return t.takeEdits();
+}
 
 /** Applies dedup meta edits to per-home maps (key in hex), as the engines would. */
 export function persist(store: Map<string, Map<string, MetaRecord>>, edits: readonly MetaEdit[]): void {

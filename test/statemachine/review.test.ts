@@ -13,7 +13,7 @@ import type { Outcome } from '../../src/statemachine/decide.js';
 import { TesseraError } from '../../src/lib/errors.js';
 import { DedupTable } from '../../src/statemachine/dedup.js';
 import { Scratch } from '../engine/helpers.js';
-import { entry, persist } from './helpers.js';
+import { entry, persist, recordEdits } from './helpers.js';
 
 const ok = (n: number): Outcome => ({ ok: true, seq: makeSeq(BigInt(n), 0, 1) });
 const forgotten: Outcome = { ok: false, error: 'OUTCOME_UNKNOWN' };
@@ -22,9 +22,9 @@ describe('dedup review: an evicted client', () => {
   it('a retry of an evicted client is answered OUTCOME_UNKNOWN, never run again; its new requests run', () => {
     const t = new DedupTable({ idsPerClientMax: 4, clientsMax: 2 });
     const store = new Map<string, Map<string, MetaRecord>>();
-    persist(store, t.record({ client: 1n, number: 5 }, ok(1), logIndex(1), 'btree'));
-    persist(store, t.record({ client: 2n, number: 1 }, ok(2), logIndex(2), 'lsm'));
-    persist(store, t.record({ client: 3n, number: 1 }, ok(3), logIndex(3), 'btree')); // evicts client 1
+    persist(store, recordEdits(t, { client: 1n, number: 5 }, ok(1), logIndex(1), 'btree'));
+    persist(store, recordEdits(t, { client: 2n, number: 1 }, ok(2), logIndex(2), 'lsm'));
+    persist(store, recordEdits(t, { client: 3n, number: 1 }, ok(3), logIndex(3), 'btree')); // evicts client 1
     expect(t.clientCount).toBe(2);
     expect(t.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
     expect(t.lookup({ client: 1n, number: 3 })).toEqual(forgotten);
@@ -35,7 +35,7 @@ describe('dedup review: an evicted client', () => {
     expect(back.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
     expect(back.lookup({ client: 3n, number: 1 })).toEqual(ok(3));
     // The client comes back with a new request: remembered, and the old one stays forgotten.
-    persist(store, t.record({ client: 1n, number: 6 }, ok(4), logIndex(4), 'lsm'));
+    persist(store, recordEdits(t, { client: 1n, number: 6 }, ok(4), logIndex(4), 'lsm'));
     expect(t.lookup({ client: 1n, number: 6 })).toEqual(ok(4));
     expect(t.lookup({ client: 1n, number: 5 })).toEqual(forgotten);
     // And in a serialized (in-memory snapshot) form.
@@ -59,11 +59,11 @@ describe('dedup review: instances at different applied indexes after a crash', (
     const bounds = { idsPerClientMax: 2, clientsMax: 10 };
     const t = new DedupTable(bounds);
     const store = new Map<string, Map<string, MetaRecord>>();
-    persist(store, t.record({ client: 7n, number: 1 }, ok(1), logIndex(1), 'btree'));
-    persist(store, t.record({ client: 7n, number: 2 }, ok(2), logIndex(2), 'lsm'));
+    persist(store, recordEdits(t, { client: 7n, number: 1 }, ok(1), logIndex(1), 'btree'));
+    persist(store, recordEdits(t, { client: 7n, number: 2 }, ok(2), logIndex(2), 'lsm'));
     const lsmAt2 = new Map(store.get('lsm'));
     // Entry 3 (an lsm table): trims 7:1, whose record lives in btree.
-    persist(store, t.record({ client: 7n, number: 3 }, ok(3), logIndex(3), 'lsm'));
+    persist(store, recordEdits(t, { client: 7n, number: 3 }, ok(3), logIndex(3), 'lsm'));
     expect(t.lookup({ client: 7n, number: 1 })).toEqual(forgotten);
     // Crash: btree holds entry 3's batch, lsm lost it (it restarts at index 2).
     store.set('lsm', lsmAt2);
@@ -71,7 +71,7 @@ describe('dedup review: instances at different applied indexes after a crash', (
     for (const [home, m] of store) back.load(home as EngineKind, [...m.values()]);
     // Replay of entry 3 on lsm.
     if (back.lookup({ client: 7n, number: 3 }) === undefined)
-      persist(store, back.record({ client: 7n, number: 3 }, ok(3), logIndex(3), 'lsm'));
+      persist(store, recordEdits(back, { client: 7n, number: 3 }, ok(3), logIndex(3), 'lsm'));
     // Every replica must answer the same: 7:1 was forgotten, a retry must not run again.
     expect(back.lookup({ client: 7n, number: 1 })).toEqual(forgotten);
   });
