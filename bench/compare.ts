@@ -8,12 +8,16 @@
  * Both systems get the same unmeasured warm-up (--warmup seconds of puts before the first measured
  * put run, as many of gets before the measured gets): Tessera's processes are fresh Node processes
  * whose first seconds go to the JIT compiler, and a benchmark compares steady states.
+ * The two systems take turns case by case (etcd put c=16, Tessera put c=16, ...; which goes first
+ * alternates by round), each case --rounds times per system, combined into one figure: the
+ * machine's speed drifts over minutes, and adjacent runs compare the servers better than all of one
+ * system followed by all of the other. Both clusters stay up while the other is measured.
  * In the same run, the YCSB generator over Tessera's own TypeScript client (src/client): workloads
  * A, B and C, uniform and zipfian keys, 1/16/64/256 clients, on the keys loaded for the gets.
  *
  *   npm run bench -- [--url U] [--token T | --dir DIR] [--duration 10] [--keys 10000]
- *     [--clients 16,64,256] [--read-clients 64] [--warmup 10] [--skip-etcd] [--skip-tessera] [--json]
- *     [--ycsb-duration 5] [--ycsb-clients 1,16,64,256] [--skip-ycsb]
+ *     [--clients 16,64,256] [--read-clients 64] [--warmup 10] [--rounds 2] [--skip-etcd]
+ *     [--skip-tessera] [--json] [--ycsb-duration 5] [--ycsb-clients 1,16,64,256] [--skip-ycsb]
  */
 import { parseArgs } from 'node:util';
 import { limits } from '../src/lib/limits.js';
@@ -22,6 +26,7 @@ import type { Measurement } from './lib/parse.js';
 import { fmtInt, fmtMs, formatTable, ProgressLine } from '../src/bench/report.js';
 import {
   ensureTable,
+  type KvClient,
   openClient,
   resolveToken,
   unreachableReason,
@@ -47,6 +52,8 @@ interface CompareOptions {
   ycsbClients: number[];
   skipYcsb: boolean;
   warmupS: number;
+  /** Runs of each case per system, taking turns (their figures are combined). */
+  rounds: number;
 }
 
 export interface Row {
@@ -75,6 +82,7 @@ function parseOptions(argv: string[]): CompareOptions {
       'ycsb-clients': { type: 'string', default: ycsbDefaults.clients.join(',') },
       'skip-ycsb': { type: 'boolean', default: false },
       warmup: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '2' },
     },
   });
   return {
@@ -96,6 +104,7 @@ function parseOptions(argv: string[]): CompareOptions {
       .map((c) => intIn(c, '--ycsb-clients', 1, limits.benchClientsMax)),
     skipYcsb: values['skip-ycsb'],
     warmupS: intIn(values.warmup, '--warmup', 0, limits.benchDurationSMax),
+    rounds: intIn(values.rounds, '--rounds', 1, limits.benchRoundsMax),
   };
 }
 
@@ -111,109 +120,143 @@ function ticker(progress: Progress, label: string, durationS: number) {
   };
 }
 
-async function etcdSide(o: CompareOptions, progress: Progress): Promise<Measurement[]> {
+/**
+ * One system under test, phase by phase, so that the two systems' runs can interleave: the
+ * machine's speed drifts over minutes (other tenants, thermal), and back-to-back runs of the same
+ * case compare the servers better than all of one system, then all of the other.
+ */
+interface Side {
+  readonly name: string;
+  warmPuts(): Promise<void>;
+  put(clients: number): Promise<Measurement>;
+  /** Writes every key once, then prepares the reads (warm-up; etcd: a restart first). */
+  load(): Promise<void>;
+  get(): Promise<Measurement>;
+  close(): Promise<void>;
+}
+
+async function etcdSide(o: CompareOptions, progress: Progress): Promise<Side> {
   progress.update('etcd: building the loadgen if missing or stale');
   await ensureLoadgen();
   progress.update('etcd: starting 3 members');
   const c = await startEtcd(o.etcdPort);
-  const out: Measurement[] = [];
-  try {
-    if (o.warmupS > 0) {
+  const run = (workload: 'put' | 'c', clients: number, label: string, as?: 'get'): Promise<Measurement> => {
+    const tick = ticker(progress, label, o.durationS);
+    const onProgress = (p: { elapsedS: number; opsPerSec?: number }) => tick(p.elapsedS, p.opsPerSec);
+    return runLoadgen(c, { workload, clients, durationS: o.durationS, keys: o.keys, onProgress }, as);
+  };
+  return {
+    name: 'etcd',
+    async warmPuts() {
+      if (o.warmupS === 0) return;
       progress.update(`etcd: warming up (${o.warmupS} s of puts, not measured)`);
       await runLoadgen(c, { workload: 'put', clients: warmClients(o), durationS: o.warmupS, keys: o.keys });
-    }
-    for (const clients of o.clients) {
-      const tick = ticker(progress, `etcd put c=${clients}`, o.durationS);
-      out.push(
-        await runLoadgen(c, {
-          workload: 'put',
-          clients,
-          durationS: o.durationS,
-          keys: o.keys,
-          onProgress: (p) => tick(p.elapsedS, p.opsPerSec),
-        }),
-      );
-    }
-    progress.update('etcd: loading the key space');
-    await runLoadgen(c, { workload: 'load', clients: 64, durationS: o.durationS, keys: o.keys });
-    // Debian's etcd 3.4.23 serves reads slowly after big write bursts until restarted.
-    progress.update('etcd: restarting before the read workload');
-    await restartEtcd(c);
-    if (o.warmupS > 0) {
-      progress.update(`etcd: warming up (${o.warmupS} s of gets, not measured)`);
-      await runLoadgen(c, { workload: 'c', clients: o.readClients, durationS: o.warmupS, keys: o.keys });
-    }
-    const tick = ticker(progress, `etcd get c=${o.readClients}`, o.durationS);
-    const get = await runLoadgen(
-      c,
-      {
-        workload: 'c',
-        clients: o.readClients,
-        durationS: o.durationS,
-        keys: o.keys,
-        onProgress: (p) => tick(p.elapsedS, p.opsPerSec),
-      },
-      'get',
-    );
-    out.push(get);
-  } finally {
-    progress.update('etcd: stopping');
-    await stopEtcd(c);
-  }
-  return out;
+    },
+    put: (clients) => run('put', clients, `etcd put c=${clients}`),
+    async load() {
+      progress.update('etcd: loading the key space');
+      await runLoadgen(c, { workload: 'load', clients: 64, durationS: o.durationS, keys: o.keys });
+      // Debian's etcd 3.4.23 serves reads slowly after big write bursts until restarted.
+      progress.update('etcd: restarting before the read workload');
+      await restartEtcd(c);
+      if (o.warmupS > 0) {
+        progress.update(`etcd: warming up (${o.warmupS} s of gets, not measured)`);
+        await runLoadgen(c, { workload: 'c', clients: o.readClients, durationS: o.warmupS, keys: o.keys });
+      }
+    },
+    get: () => run('c', o.readClients, `etcd get c=${o.readClients}`, 'get'),
+    async close() {
+      progress.update('etcd: stopping');
+      await stopEtcd(c);
+    },
+  };
 }
 
-interface TesseraFigures {
-  wrk: Measurement[];
-  ycsb: YcsbResult[];
-}
-
-async function tesseraSide(o: CompareOptions, token: string, progress: Progress): Promise<TesseraFigures> {
+async function tesseraSide(
+  o: CompareOptions,
+  token: string,
+  progress: Progress,
+): Promise<Side & { client: KvClient }> {
   await ensureTable(o.url, token, o.table);
-  const out: Measurement[] = [];
   const wrk = { url: o.url, token, table: o.table, keys: o.keys, durationS: o.durationS, threads: o.threads };
   const warm = { ...wrk, durationS: o.warmupS };
-  if (o.warmupS > 0) {
-    progress.update(`tessera: warming up (${o.warmupS} s of puts, not measured)`);
-    await runWrk({ ...warm, mode: 'put', clients: warmClients(o) });
-  }
-  for (const clients of o.clients) {
-    out.push(
-      await runWrk({
+  const client = openClient(o.url, token, Math.max(64, ...o.ycsbClients));
+  return {
+    name: 'tessera',
+    client,
+    async warmPuts() {
+      if (o.warmupS === 0) return;
+      progress.update(`tessera: warming up (${o.warmupS} s of puts, not measured)`);
+      await runWrk({ ...warm, mode: 'put', clients: warmClients(o) });
+    },
+    put: (clients) =>
+      runWrk({
         ...wrk,
         mode: 'put',
         clients,
         onTick: ticker(progress, `tessera put c=${clients}`, o.durationS),
       }),
-    );
-  }
-  progress.update('tessera: loading the key space');
-  const ycsbOptions = { ...ycsbDefaults, table: o.table, keys: o.keys, load: false };
-  const client = openClient(o.url, token, Math.max(64, ...o.ycsbClients));
-  try {
-    const load = await runPhase(
-      client,
-      { ...ycsbOptions, durationS: limits.benchDurationSMax },
-      { workload: 'load', dist: 'uniform', clients: 64 },
-    );
-    if (load.errors > 0)
-      throw new Error(`tessera load phase: ${load.errors} errors, first: ${load.firstError}`);
-    if (o.warmupS > 0) {
-      progress.update(`tessera: warming up (${o.warmupS} s of gets, not measured)`);
-      await runWrk({ ...warm, mode: 'get', clients: o.readClients });
-    }
-    const tick = ticker(progress, `tessera get c=${o.readClients}`, o.durationS);
-    out.push(await runWrk({ ...wrk, mode: 'get', clients: o.readClients, onTick: tick }));
-    if (o.skipYcsb) return { wrk: out, ycsb: [] };
-    const ycsb = await runYcsb(
-      client,
-      { ...ycsbOptions, durationS: o.ycsbDurationS, clients: o.ycsbClients },
-      progress,
-    );
-    return { wrk: out, ycsb };
-  } finally {
-    client.close();
-  }
+    async load() {
+      progress.update('tessera: loading the key space');
+      const load = await runPhase(
+        client,
+        { ...ycsbDefaults, table: o.table, keys: o.keys, load: false, durationS: limits.benchDurationSMax },
+        { workload: 'load', dist: 'uniform', clients: 64 },
+      );
+      if (load.errors > 0)
+        throw new Error(`tessera load phase: ${load.errors} errors, first: ${load.firstError}`);
+      if (o.warmupS > 0) {
+        progress.update(`tessera: warming up (${o.warmupS} s of gets, not measured)`);
+        await runWrk({ ...warm, mode: 'get', clients: o.readClients });
+      }
+    },
+    get: () =>
+      runWrk({
+        ...wrk,
+        mode: 'get',
+        clients: o.readClients,
+        onTick: ticker(progress, `tessera get c=${o.readClients}`, o.durationS),
+      }),
+    async close() {
+      client.close();
+    },
+  };
+}
+
+/** The runs of one case, one figure: ops over the whole time, the mean p50, the worst p99. */
+export function combine(runs: readonly Measurement[]): Measurement {
+  const first = runs[0];
+  if (first === undefined) throw new Error('combine: no runs');
+  const ops = runs.reduce((n, m) => n + m.ops, 0);
+  const elapsedS = runs.reduce((n, m) => n + m.elapsedS, 0);
+  return {
+    ...first,
+    ops,
+    errors: runs.reduce((n, m) => n + m.errors, 0),
+    elapsedS,
+    opsPerSec: elapsedS > 0 ? ops / elapsedS : 0,
+    p50Ms: runs.reduce((n, m) => n + m.p50Ms, 0) / runs.length,
+    p99Ms: Math.max(...runs.map((m) => m.p99Ms)),
+  };
+}
+
+/**
+ * Puts, then gets, each case run `rounds` times, the systems taking turns (and which goes first
+ * alternating by round). Both clusters stay up throughout: each is measured while the other idles.
+ */
+async function measure(o: CompareOptions, sides: readonly Side[]): Promise<Measurement[]> {
+  const runs = new Map<string, Measurement[]>();
+  const keep = (m: Measurement): void => {
+    const k = `${m.system} ${m.op} ${m.clients}`;
+    runs.set(k, [...(runs.get(k) ?? []), m]);
+  };
+  const turns = (round: number): readonly Side[] => (round % 2 === 0 ? sides : [...sides].reverse());
+  for (const s of sides) await s.warmPuts();
+  for (let round = 0; round < o.rounds; round++)
+    for (const clients of o.clients) for (const s of turns(round)) keep(await s.put(clients));
+  for (const s of sides) await s.load();
+  for (let round = 0; round < o.rounds; round++) for (const s of turns(round)) keep(await s.get());
+  return [...runs.values()].map(combine);
 }
 
 export function buildRows(o: { clients: number[]; readClients: number }, ms: Measurement[]): Row[] {
@@ -280,18 +323,42 @@ async function main(argv: string[]): Promise<number> {
       skipped = 'no token (--token, TESSERA_TOKEN or --dir DIR with admin.token)';
     if (skipped !== undefined) console.log(`Tessera at ${o.url}: ${skipped}; running the etcd side only.`);
   }
-  const ms: Measurement[] = [];
+  const sides: Side[] = [];
+  let ms: Measurement[] = [];
   let ycsb: YcsbResult[] = [];
-  if (!o.skipEtcd) ms.push(...(await etcdSide(o, progress)));
-  if (skipped === undefined && o.token !== undefined) {
-    const t = await tesseraSide(o, o.token, progress);
-    ms.push(...t.wrk);
-    ycsb = t.ycsb;
+  try {
+    if (!o.skipEtcd) sides.push(await etcdSide(o, progress));
+    let tessera: (Side & { client: KvClient }) | undefined;
+    if (skipped === undefined && o.token !== undefined) {
+      tessera = await tesseraSide(o, o.token, progress);
+      sides.push(tessera);
+    }
+    ms = await measure(o, sides);
+    // etcd stops before the YCSB runs (Tessera only): they do not share the cores with it.
+    await sides.find((s) => s.name === 'etcd')?.close();
+    if (tessera !== undefined && !o.skipYcsb) {
+      ycsb = await runYcsb(
+        tessera.client,
+        {
+          ...ycsbDefaults,
+          table: o.table,
+          keys: o.keys,
+          load: false,
+          durationS: o.ycsbDurationS,
+          clients: o.ycsbClients,
+        },
+        progress,
+      );
+    }
+  } finally {
+    for (const s of sides) if (s.name !== 'etcd') await s.close();
+    // A failed run still stops etcd (stopEtcd is idempotent).
+    await sides.find((s) => s.name === 'etcd')?.close();
   }
   progress.clear();
   const rows = buildRows(o, ms);
   console.log(
-    `Tessera vs etcd: ${o.durationS} s per run after ${o.warmupS} s of warm-up, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
+    `Tessera vs etcd: ${o.rounds} x ${o.durationS} s per case and system, taking turns, after ${o.warmupS} s of warm-up, ${fmtInt(o.keys)} keys, 100-byte values, uniform keys`,
   );
   console.log(compareTable(rows));
   if (ycsb.length > 0) {
@@ -321,6 +388,7 @@ async function main(argv: string[]): Promise<number> {
         version: 1,
         duration_s: o.durationS,
         warmup_s: o.warmupS,
+        rounds: o.rounds,
         keys: o.keys,
         url: o.url,
         tessera: skipped ?? 'measured',

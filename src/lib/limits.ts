@@ -78,6 +78,8 @@ export const limits = {
   // Benchmarks (bench/)
   benchClientsMax: 1024,
   benchDurationSMax: 3600,
+  /** Runs of each case per system in `npm run bench` (--rounds). */
+  benchRoundsMax: 20,
   benchKeysMax: 10_000_000,
   benchEtcdStartTimeoutMs: 30_000,
   benchEtcdStopTimeoutMs: 10_000,

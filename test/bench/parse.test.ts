@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildRows, compareTable, ratio } from '../../bench/compare.js';
+import { buildRows, combine, compareTable, ratio } from '../../bench/compare.js';
 import {
   lastJsonLine,
   parseLoadgenOutput,
@@ -102,6 +102,16 @@ describe('comparison table', () => {
     expect(text).toContain('12,716');
     expect(text).toContain('2.00x');
     expect(text.split('\n')).toHaveLength(5);
+  });
+
+  it('combines the rounds of one case: ops over the whole time, mean p50, worst p99', () => {
+    const run = { system: 'tessera' as const, op: 'put', clients: 64 };
+    const m = combine([
+      { ...run, ops: 1000, errors: 0, elapsedS: 10, opsPerSec: 100, p50Ms: 2, p99Ms: 9 },
+      { ...run, ops: 3000, errors: 2, elapsedS: 10, opsPerSec: 300, p50Ms: 4, p99Ms: 7 },
+    ]);
+    expect(m).toEqual({ ...run, ops: 4000, errors: 2, elapsedS: 20, opsPerSec: 200, p50Ms: 3, p99Ms: 9 });
+    expect(() => combine([])).toThrow();
   });
 
   it('formatTable aligns columns', () => {
