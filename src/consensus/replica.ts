@@ -15,7 +15,7 @@ import {
   transferLeadership,
 } from './election.js';
 import { proposeMembership } from './membership.js';
-import { read } from './read.js';
+import { read, readNow } from './read.js';
 import {
   flushLeader,
   handleAppend,
@@ -137,6 +137,14 @@ export class Replica {
   /** Directed election: pre-vote, then vote at a term above max(own term, minTerm). */
   campaign(minTerm: Term): OpResult {
     return campaign(this.c, minTerm);
+  }
+
+  /**
+   * A linearizable read served now: true when the lease is valid at monoMs and everything committed
+   * is applied (the caller reads its state machine at once); false: call read().
+   */
+  readNow(monoMs: number): boolean {
+    return readNow(this.c, monoMs);
   }
 
   /** Linearizable read: a ReadState for ctx appears in a later Ready (or a FailedRead). */

@@ -233,6 +233,8 @@ export class GroupHost<R> implements GroupHostApi<R> {
 
   async read(group: GroupId): Promise<void> {
     const hg = this.group(group);
+    // Under a valid lease with everything committed applied: served now, no Ready round trip.
+    if (hg.replica.readNow(this.clock.monoMs())) return;
     if (hg.readsPending >= limits.hostReadsPendingMax) {
       throw new TesseraError('TOO_MANY_REQUESTS', `group ${group}: too many reads waiting`);
     }

@@ -12,6 +12,39 @@ describe('linearizable reads', () => {
     expect(l.readStates).toEqual([{ ctx: 1, index: l.r.status().commit, via: 'lease' }]);
   });
 
+  it('readNow: at once under a valid lease with everything committed applied, and only then', () => {
+    const c = new Cluster([1, 2, 3]);
+    const l = c.elect(1);
+    c.run(300);
+    expect(l.r.readNow(c.nowMs)).toBe(true);
+    expect(c.node(2).r.readNow(c.nowMs)).toBe(false); // a follower
+    // A proposal committed but not yet applied: the read must wait for it (read() does).
+    c.propose(1, 'x');
+    let sawCommit = false;
+    for (let i = 0; i < 20 && l.r.status().commit <= l.r.status().applied; i++) {
+      c.deliver();
+      for (const id of [2, 3]) c.drain(c.node(id));
+      if (l.r.hasReady()) {
+        // Persist the leader's own entries and learn the commit, without applying it yet.
+        const rd = l.r.ready();
+        c.queue.push(...rd.messages, ...rd.messagesAfterPersist);
+        l.r.persisted(rd.number);
+        if (rd.committed.length > 0) {
+          expect(l.r.readNow(c.nowMs)).toBe(false);
+          l.r.applied(rd.committed[rd.committed.length - 1]!.index);
+          expect(l.r.readNow(c.nowMs)).toBe(true);
+          sawCommit = true;
+          break;
+        }
+      }
+    }
+    expect(sawCommit).toBe(true);
+    // The lease runs out (the leader hears nobody): no read at once.
+    c.isolate(1);
+    c.run(1500);
+    expect(l.r.readNow(c.nodeMs(l))).toBe(false);
+  });
+
   it('the lease starts when the round is sent: it ends electionTimeout - margin after the send', () => {
     const c = new Cluster([1, 2, 3]);
     const l = c.elect(1);

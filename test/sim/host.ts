@@ -206,6 +206,18 @@ export class ReplicaHost implements LogView {
       const res = r.propose([encodeCommand(req.cmd)], this.env.wallNs());
       if (!res.ok) reply(errorReply(res.error.code, res.error.detail));
       else this.pendingWrites.set(res.firstIndex, { term: res.term, reply });
+    } else if (r.readNow(this.env.monoMs())) {
+      // Served at once, as the production host does (lease valid, everything committed applied).
+      this.env.checker.onRead(
+        this.node,
+        this.term,
+        'lease',
+        this.sm.appliedIndex,
+        this.env.checker.committedMax,
+      );
+      const v = this.sm.get(req.key);
+      reply(v ? { type: 'value', value: v.value, seq: v.seq } : { type: 'absent' });
+      return;
     } else {
       const ctx = this.nextCtx++;
       const res = r.read(ctx, this.env.monoMs());
