@@ -128,28 +128,23 @@ export function decodeOutcome(b: Uint8Array): Outcome {
   return seq === undefined ? { ok: false, error } : { ok: false, error, currentSeq: seq };
 }
 
-function idKey(client: bigint, n: number): Uint8Array {
+/** tag | client u64 | n u64: an id record (earlier versions) or a page record. */
+function clientNumberKey(tag: number, client: bigint, n: number): Uint8Array {
   const k = new Uint8Array(17);
   const v = new DataView(k.buffer);
-  k[0] = dedupTagId;
+  k[0] = tag;
   v.setBigUint64(1, client);
   v.setBigUint64(9, BigInt(n));
   return k;
 }
 
+const idKey = (client: bigint, n: number): Uint8Array => clientNumberKey(dedupTagId, client, n);
+const pageKey = (client: bigint, page: number): Uint8Array => clientNumberKey(dedupTagPage, client, page);
+
 function clientKey(client: bigint): Uint8Array {
   const k = new Uint8Array(9);
   k[0] = dedupTagClient;
   new DataView(k.buffer).setBigUint64(1, client);
-  return k;
-}
-
-function pageKey(client: bigint, page: number): Uint8Array {
-  const k = new Uint8Array(17);
-  const v = new DataView(k.buffer);
-  k[0] = dedupTagPage;
-  v.setBigUint64(1, client);
-  v.setBigUint64(9, BigInt(page));
   return k;
 }
 
