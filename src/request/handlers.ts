@@ -58,7 +58,8 @@ export const listTables: Handler = async (ctx) => {
 export const createTable: Handler = async (ctx, body) => {
   const req = parseJsonObject(body, true);
   onlyFields(req, ['engine']);
-  const engine = req.engine ?? 'btree';
+  // Only a missing engine means the default: `"engine": null` is refused like any other bad value.
+  const engine = req.engine === undefined ? 'btree' : req.engine;
   if (typeof engine !== 'string' || !engines.includes(engine as Engine))
     throw new TesseraError('INVALID_ENGINE', 'the engine must be "btree" or "lsm"');
   const t = await ctx.backend.createTable(ctx.table, engine as Engine);

@@ -316,6 +316,12 @@ describe('every error path answers JSON with its code and changes nothing', () =
         'INVALID_ENGINE',
       ],
       [
+        'null engine (only a missing engine means the default)',
+        () => f.call('PUT', '/v1/tables/n', { token: f.tokens.admin, body: '{"engine":null}' }),
+        400,
+        'INVALID_ENGINE',
+      ],
+      [
         'bad JSON',
         () => f.call('PUT', '/v1/tables/n', { token: f.tokens.admin, body: '{engine' }),
         400,
