@@ -126,7 +126,6 @@ function ticker(progress: Progress, label: string, durationS: number) {
  * case compare the servers better than all of one system, then all of the other.
  */
 interface Side {
-  readonly name: string;
   warmPuts(): Promise<void>;
   put(clients: number): Promise<Measurement>;
   /** Writes every key once, then prepares the reads (warm-up; etcd: a restart first). */
@@ -146,7 +145,6 @@ async function etcdSide(o: CompareOptions, progress: Progress): Promise<Side> {
     return runLoadgen(c, { workload, clients, durationS: o.durationS, keys: o.keys, onProgress }, as);
   };
   return {
-    name: 'etcd',
     async warmPuts() {
       if (o.warmupS === 0) return;
       progress.update(`etcd: warming up (${o.warmupS} s of puts, not measured)`);
@@ -182,7 +180,6 @@ async function tesseraSide(
   const warm = { ...wrk, durationS: o.warmupS };
   const client = openClient(o.url, token, Math.max(64, ...o.ycsbClients));
   return {
-    name: 'tessera',
     client,
     async warmPuts() {
       if (o.warmupS === 0) return;
@@ -200,7 +197,7 @@ async function tesseraSide(
       progress.update('tessera: loading the key space');
       const load = await runPhase(
         client,
-        { ...ycsbDefaults, table: o.table, keys: o.keys, load: false, durationS: limits.benchDurationSMax },
+        { ...ycsbBase(o), durationS: limits.benchDurationSMax },
         { workload: 'load', dist: 'uniform', clients: 64 },
       );
       if (load.errors > 0)
@@ -222,6 +219,9 @@ async function tesseraSide(
     },
   };
 }
+
+/** The YCSB generator's options on the bench table's loaded keys (no load of its own). */
+const ycsbBase = (o: CompareOptions) => ({ ...ycsbDefaults, table: o.table, keys: o.keys, load: false });
 
 /** The runs of one case, one figure: ops over the whole time, the mean p50, the worst p99. */
 export function combine(runs: readonly Measurement[]): Measurement {
@@ -323,37 +323,31 @@ async function main(argv: string[]): Promise<number> {
       skipped = 'no token (--token, TESSERA_TOKEN or --dir DIR with admin.token)';
     if (skipped !== undefined) console.log(`Tessera at ${o.url}: ${skipped}; running the etcd side only.`);
   }
-  const sides: Side[] = [];
+  let etcd: Side | undefined;
+  let tessera: (Side & { client: KvClient }) | undefined;
   let ms: Measurement[] = [];
   let ycsb: YcsbResult[] = [];
   try {
-    if (!o.skipEtcd) sides.push(await etcdSide(o, progress));
-    let tessera: (Side & { client: KvClient }) | undefined;
-    if (skipped === undefined && o.token !== undefined) {
-      tessera = await tesseraSide(o, o.token, progress);
-      sides.push(tessera);
-    }
-    ms = await measure(o, sides);
+    if (!o.skipEtcd) etcd = await etcdSide(o, progress);
+    if (skipped === undefined && o.token !== undefined) tessera = await tesseraSide(o, o.token, progress);
+    ms = await measure(
+      o,
+      [etcd, tessera].filter((s) => s !== undefined),
+    );
     // etcd stops before the YCSB runs (Tessera only): they do not share the cores with it.
-    await sides.find((s) => s.name === 'etcd')?.close();
+    const stopping = etcd;
+    etcd = undefined;
+    await stopping?.close();
     if (tessera !== undefined && !o.skipYcsb) {
       ycsb = await runYcsb(
         tessera.client,
-        {
-          ...ycsbDefaults,
-          table: o.table,
-          keys: o.keys,
-          load: false,
-          durationS: o.ycsbDurationS,
-          clients: o.ycsbClients,
-        },
+        { ...ycsbBase(o), durationS: o.ycsbDurationS, clients: o.ycsbClients },
         progress,
       );
     }
   } finally {
-    for (const s of sides) if (s.name !== 'etcd') await s.close();
-    // A failed run still stops etcd (stopEtcd is idempotent).
-    await sides.find((s) => s.name === 'etcd')?.close();
+    await tessera?.close();
+    await etcd?.close(); // a failed run still stops etcd
   }
   progress.clear();
   const rows = buildRows(o, ms);

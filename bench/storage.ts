@@ -141,14 +141,17 @@ async function scanRate(store: LocalStore, table: string): Promise<number> {
   return rows / ((now() - t0) / 1000);
 }
 
-/** Writes RECORDS put entries straight into the log (a crash before any apply), then times the open. */
-const replayRounds = 3;
+/** Runs of the replay and passes of the gets: the median of them is the figure. */
+const passes = 3;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
+/** The median of `passes` runs of `run`, and the first of them. */
+async function medianOf(run: () => Promise<number>): Promise<{ median: number; first: number }> {
+  const xs: number[] = [];
+  for (let i = 0; i < passes; i++) xs.push(await run());
+  return { median: [...xs].sort((a, b) => a - b)[xs.length >> 1]!, first: xs[0]! };
 }
 
+/** Writes RECORDS put entries straight into the log (a crash before any apply), then times the open. */
 async function replayRate(kind: EngineKind, ks: Uint8Array[]): Promise<number> {
   const dir = tempDir();
   try {
@@ -215,9 +218,7 @@ async function benchEngine(kind: EngineKind): Promise<Result> {
     const shuffled = keys(RECORDS, 3).sort(() => 0); // same keys, fresh copies
     // Three passes over every key, the median is the figure (the first pass shares the cores with
     // the engine's background work after the puts: LMDB's flushes, LevelDB's compactions).
-    const getPasses: number[] = [];
-    for (let i = 0; i < 3; i++) getPasses.push(await getRate(store, 'bench', shuffled));
-    const gets = median(getPasses);
+    const gets = (await medianOf(() => getRate(store, 'bench', shuffled))).median;
     const scans = await scanRate(store, 'bench');
     await store.close(); // checkpoint: engines durable, log released
     const engineDir = path.join(dir, kind);
@@ -231,15 +232,13 @@ async function benchEngine(kind: EngineKind): Promise<Result> {
     const overhead = diskBytes(engineDir) / RECORDS - (KEY_BYTES + VALUE_BYTES);
     // Three replays, each of a fresh store: the median is the figure; the first one also pays
     // for compiling the replay path (a restarted node does), so it is shown on its own too.
-    const replays: number[] = [];
-    for (let i = 0; i < replayRounds; i++) replays.push(await replayRate(kind, ks));
-    const replay = median(replays);
+    const replay = await medianOf(() => replayRate(kind, ks));
     return {
       put_durable_per_s: { '1': Math.round(put1), '64': Math.round(put64), '256': Math.round(put256) },
       get_per_s: Math.round(gets),
       scan_rows_per_s: Math.round(scans),
-      replay_per_s: Math.round(replay),
-      replay_first_per_s: Math.round(replays[0]!),
+      replay_per_s: Math.round(replay.median),
+      replay_first_per_s: Math.round(replay.first),
       overhead_bytes_per_kv: Math.round(overhead * 10) / 10,
       overhead_live_bytes_per_kv: Math.round(live * 10) / 10,
     };

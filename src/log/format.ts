@@ -97,9 +97,7 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
     return { ok: false, reason: 'corrupt', detail: `bad record length ${length}` };
   }
   if (length > left) return { ok: false, reason: 'torn', detail: 'partial record' };
-  const crc = buf.readUInt32BE(offset);
-  // A plain view (a Buffer view costs a FastBuffer construction per record: recovery scans them all).
-  if (crc32(new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4)) !== crc) {
+  if (!crcOk(buf, offset, length)) {
     return { ok: false, reason: 'corrupt', detail: 'record checksum mismatch' };
   }
   const type = buf.readUInt8(offset + 8);
@@ -109,11 +107,9 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
   }
   if (!isKnownRecordType(type)) return { ok: false, reason: 'unknown-type', detail: `record type ${type}` };
   // u64 as two u32 halves (no BigInt per field); a high half above 2^21 - 1 is not a safe integer.
-  const termHi = buf.readUInt32BE(offset + 16);
-  const indexHi = buf.readUInt32BE(offset + 24);
-  const term = termHi * 0x1_0000_0000 + buf.readUInt32BE(offset + 20);
-  const index = indexHi * 0x1_0000_0000 + buf.readUInt32BE(offset + 28);
-  if (termHi > 0x1f_ffff || indexHi > 0x1f_ffff) {
+  const term = u64At(buf, offset + 16);
+  const index = u64At(buf, offset + 24);
+  if (buf.readUInt32BE(offset + 16) > 0x1f_ffff || buf.readUInt32BE(offset + 24) > 0x1f_ffff) {
     return { ok: false, reason: 'corrupt', detail: 'term or index out of range' };
   }
   const group = buf.readUInt32BE(offset + 12);
@@ -124,29 +120,39 @@ export function decodeRecord(buf: Buffer, offset: number, recordBytesMax: number
 }
 
 /**
+ * The length of the record at `offset` if it is an Entry of this format whose length fits the
+ * bounds and the buffer (its CRC not checked yet), else -1. Shared by scanEntryAt and entryEndAt.
+ */
+function entryLengthAt(buf: Buffer, offset: number, recordBytesMax: number): number {
+  if (buf.length - offset < RECORD_HEADER_BYTES) return -1;
+  const length = buf.readUInt32BE(offset + 4);
+  if (length < RECORD_HEADER_BYTES || length > recordBytesMax || length > buf.length - offset) return -1;
+  if (buf[offset + 8] !== RecordType.Entry || buf[offset + 9] !== RECORD_VERSION) return -1;
+  return buf.readUInt16BE(offset + 10) === 0 ? length : -1;
+}
+
+/** The record's CRC over a plain view (a Buffer view costs a FastBuffer construction per record). */
+function crcOk(buf: Buffer, offset: number, length: number): boolean {
+  return (
+    crc32(new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4)) === buf.readUInt32BE(offset)
+  );
+}
+
+/** A u64 header field (term at 16, index at 24) as two u32 halves (no BigInt per field). */
+export function u64At(buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+}
+
+/**
  * Recovery's fast path: the length of the intact Entry record at `offset` (CRC, version, term and
  * index in range), or -1 for anything else, which decodeRecord then classifies (end, torn,
  * corrupt, another type). No object per record: a scan meets hundreds of thousands of entries.
  */
 export function scanEntryAt(buf: Buffer, offset: number, recordBytesMax: number): number {
-  if (buf.length - offset < RECORD_HEADER_BYTES || buf[offset + 8] !== RecordType.Entry) return -1;
-  const length = buf.readUInt32BE(offset + 4);
-  if (length < RECORD_HEADER_BYTES || length > recordBytesMax || length > buf.length - offset) return -1;
-  if (
-    buf[offset + 9] !== RECORD_VERSION ||
-    buf.readUInt16BE(offset + 10) !== 0 ||
-    buf.readUInt32BE(offset + 16) > 0x1f_ffff ||
-    buf.readUInt32BE(offset + 24) > 0x1f_ffff
-  ) {
+  const length = entryLengthAt(buf, offset, recordBytesMax);
+  if (length < 0 || buf.readUInt32BE(offset + 16) > 0x1f_ffff || buf.readUInt32BE(offset + 24) > 0x1f_ffff)
     return -1;
-  }
-  const body = new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4);
-  return crc32(body) === buf.readUInt32BE(offset) ? length : -1;
-}
-
-/** A u64 header field (term at 16, index at 24) of a record that passed its checks. */
-export function u64At(buf: Buffer, at: number): number {
-  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+  return crcOk(buf, offset, length) ? length : -1;
 }
 
 /**
@@ -162,21 +168,16 @@ export function entryEndAt(
   index: number,
   term: number,
 ): number {
-  if (buf.length - offset < RECORD_HEADER_BYTES) return -1;
-  const length = buf.readUInt32BE(offset + 4);
-  if (length < RECORD_HEADER_BYTES || length > recordBytesMax || length > buf.length - offset) return -1;
+  const length = entryLengthAt(buf, offset, recordBytesMax);
   if (
-    buf[offset + 8] !== RecordType.Entry ||
-    buf[offset + 9] !== RECORD_VERSION ||
-    buf.readUInt16BE(offset + 10) !== 0 ||
+    length < 0 ||
     buf.readUInt32BE(offset + 12) !== group ||
-    buf.readUInt32BE(offset + 16) * 0x1_0000_0000 + buf.readUInt32BE(offset + 20) !== term ||
-    buf.readUInt32BE(offset + 24) * 0x1_0000_0000 + buf.readUInt32BE(offset + 28) !== index
+    u64At(buf, offset + 16) !== term ||
+    u64At(buf, offset + 24) !== index
   ) {
     return -1;
   }
-  const body = new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4);
-  return crc32(body) === buf.readUInt32BE(offset) ? offset + length : -1;
+  return crcOk(buf, offset, length) ? offset + length : -1;
 }
 
 export function encodeSegmentHeader(segment: number): Buffer {

@@ -32,15 +32,11 @@ export interface RecoveredLog {
 
 /** Applies one valid record to the group states; false if it breaks the log's rules (corrupt). */
 export function applyRecord(groups: Map<number, GroupLog>, r: DecodedRecord, segment: number): boolean {
-  let g = groups.get(r.group);
   if (r.type === RecordType.GroupDrop) {
     groups.delete(r.group);
     return true;
   }
-  if (!g) {
-    g = new GroupLog(r.group);
-    groups.set(r.group, g);
-  }
+  const g = groupLog(groups, r.group);
   switch (r.type) {
     case RecordType.Entry:
       return g.applyEntry(r.index, segment, r.offset, r.length, r.term);
@@ -60,6 +56,15 @@ export function applyRecord(groups: Map<number, GroupLog>, r: DecodedRecord, seg
   }
 }
 
+function groupLog(groups: Map<number, GroupLog>, group: number): GroupLog {
+  let g = groups.get(group);
+  if (!g) {
+    g = new GroupLog(group);
+    groups.set(group, g);
+  }
+  return g;
+}
+
 /** applyRecord for an Entry record checked by scanEntryAt (the same rule, no record object). */
 function applyEntryAt(
   groups: Map<number, GroupLog>,
@@ -68,12 +73,7 @@ function applyEntryAt(
   length: number,
   segment: number,
 ): boolean {
-  const group = buf.readUInt32BE(offset + 12);
-  let g = groups.get(group);
-  if (!g) {
-    g = new GroupLog(group);
-    groups.set(group, g);
-  }
+  const g = groupLog(groups, buf.readUInt32BE(offset + 12));
   return g.applyEntry(u64At(buf, offset + 24), segment, offset, length, u64At(buf, offset + 16));
 }
 

@@ -25,8 +25,8 @@ import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { logIndex } from '../lib/ids.js';
 import { type Command, decodeCommand } from './command.js';
 import { decide, type Outcome } from './decide.js';
-import { DedupTable, dedupTagClient, dedupTagId, dedupTagPage } from './dedup.js';
-import { DroppedTables, droppedTag } from './tables.js';
+import { DedupTable } from './dedup.js';
+import { DroppedTables } from './tables.js';
 
 /** The engine instances a group uses on this node. */
 export interface GroupEngines {
@@ -63,13 +63,10 @@ export class GroupState {
       if (pos.installing)
         throw new TesseraError('UNAVAILABLE', `group ${g.group}: ${kind} snapshot install incomplete`);
       state.applied.set(kind, pos.index);
-      const records = [
-        ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagClient))),
-        ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagId))),
-        ...(await engine.readMeta(g.group, Uint8Array.of(dedupTagPage))),
-      ];
+      // One read of the group's meta records: each table takes its own tags and skips the rest.
+      const records = await engine.readMeta(g.group);
       state.dedup.load(kind, records);
-      state.dropped.load(await engine.readMeta(g.group, Uint8Array.of(droppedTag)));
+      state.dropped.load(records);
     }
     return state;
   }

@@ -267,7 +267,7 @@ export class DedupTable {
     c.homes.add(home);
     // Every instance the client used gets its record: the floor may have risen by an id kept in
     // another instance, and losing one instance's batch (a crash between them) must not lower it.
-    for (const h of c.homes) this.dirtyOf(h).clients.add(req.client);
+    this.markClient(req.client, c.homes);
     if (this.clients.size > this.clientsMax) this.evictClient();
   }
 
@@ -317,6 +317,11 @@ export class DedupTable {
     pages.add(pageOf(n));
   }
 
+  /** The client's record changes in every instance it used. */
+  private markClient(client: bigint, homes: ReadonlySet<EngineKind>): void {
+    for (const h of homes) this.dirtyOf(h).clients.add(client);
+  }
+
   /** An id leaves the table: its page (or its record of an earlier version) changes. */
   private forget(client: bigint, n: number, r: Remembered): void {
     this.markPage(r.home, client, n);
@@ -342,7 +347,7 @@ export class DedupTable {
       this.forget(client, n, r);
     }
     const f: ForgottenClient = { floor, lastIndex: c.lastIndex, homes: new Set(c.homes) };
-    for (const home of f.homes) this.dirtyOf(home).clients.add(client);
+    this.markClient(client, f.homes);
     this.forgottenClients.set(client, f);
     while (this.forgottenClients.size > this.forgottenClientsMax) this.dropForgotten();
   }
@@ -350,7 +355,7 @@ export class DedupTable {
   private dropForgotten(): void {
     const [client, f] = this.forgottenClients.entries().next().value as [bigint, ForgottenClient];
     this.forgottenClients.delete(client);
-    for (const home of f.homes) this.dirtyOf(home).clients.add(client);
+    this.markClient(client, f.homes);
   }
 
   /** Merges the dedup records read from one instance's group meta (any other records are ignored). */
