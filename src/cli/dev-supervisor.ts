@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { assert } from '../lib/assert.js';
+import { limits } from '../lib/limits.js';
 
 export type ChildRole = 'metadata' | 'storage' | 'request';
 
@@ -39,6 +40,24 @@ interface Running {
   restarts: number;
   startedAtMs: number;
   timer: NodeJS.Timeout | null;
+}
+
+/**
+ * V8 flags for a child of this role, before the entry's own (so that flags given to `node` or in
+ * NODE_OPTIONS win). The request manager and the storage nodes get a larger young generation (under
+ * load every in-flight request keeps objects alive across scavenges, which copy them: a larger
+ * nursery scavenges less often) and a single-threaded GC (on a small machine running a whole
+ * cluster, parallel GC helper threads contend with the other processes for the same cores).
+ * Paired A/B runs of the dev cluster in docs/performance.md.
+ */
+export function nodeFlags(role: ChildRole, entryArgs: readonly string[]): string[] {
+  if (role === 'metadata') return [];
+  const given = (flag: string): boolean =>
+    [...entryArgs, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes(flag));
+  const flags: string[] = [];
+  if (!given('--max-semi-space-size')) flags.push(`--max-semi-space-size=${limits.serverSemiSpaceMb}`);
+  if (!given('-gc')) flags.push('--single-threaded-gc');
+  return flags;
 }
 
 export class Supervisor {
@@ -73,7 +92,7 @@ export class Supervisor {
     const entry = this.o.entry;
     const fd = openSync(this.logPath(r.spec), 'a');
     try {
-      r.proc = spawn(entry.execPath, [...entry.args, ...r.spec.args], {
+      r.proc = spawn(entry.execPath, [...nodeFlags(r.spec.role, entry.args), ...entry.args, ...r.spec.args], {
         stdio: ['ignore', fd, fd],
         env: { ...process.env, TESSERA_DEV_PARENT_PID: String(process.pid) },
         // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children.

@@ -17,6 +17,14 @@ export const limits = {
   logPendingBytesMax: 64 * 1024 * 1024,
   logBatchRecordsMax: 4096,
 
+  // Processes
+  /**
+   * V8's young-generation semi-space for the request manager and storage node processes the dev
+   * cluster starts (--max-semi-space-size, MiB; see nodeFlags in cli/dev-supervisor.ts). Memory:
+   * up to 3x this per process.
+   */
+  serverSemiSpaceMb: 64,
+
   // Consensus
   heartbeatIntervalMs: 500,
   heartbeatsMissedMax: 3,

@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ChildSpec, Supervisor } from '../../src/cli/dev-supervisor.js';
+import { type ChildSpec, nodeFlags, Supervisor } from '../../src/cli/dev-supervisor.js';
+import { limits } from '../../src/lib/limits.js';
 import { isAlive, readClusterJson, waitFor } from '../e2e/dev-cluster.js';
 
 const sleeper = path.resolve(import.meta.dirname, 'fixtures', 'sleeper.mjs');
@@ -32,7 +33,9 @@ describe('dev supervisor', () => {
 
   afterEach(async () => {
     await sup?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    sup = undefined;
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    dir = '';
   });
 
   it('restarts a child killed with SIGKILL and rewrites cluster.json; stop() ends them all', async () => {
@@ -69,5 +72,33 @@ describe('dev supervisor', () => {
     await s.stop();
     expect(isAlive(pid)).toBe(false);
     expect(lines.some((l) => l.includes('restarting'))).toBe(false);
+  });
+
+  it('starts storage and request children with the server GC flags, metadata children without', async () => {
+    const s = start();
+    s.start(spec(dir, 1));
+    s.start({ role: 'metadata', n: 1, args: [], dir: path.join(dir, 'metadata-1'), ports: { rpc: 2001 } });
+    const pids = readClusterJson(dir);
+    const argv = (role: string): string[] => {
+      const pid = pids.find((p) => p.role === role)!.pid!;
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    };
+    const semi = `--max-semi-space-size=${limits.serverSemiSpaceMb}`;
+    expect(argv('storage')).toContain(semi);
+    expect(argv('storage')).toContain('--single-threaded-gc');
+    expect(argv('metadata')).not.toContain(semi);
+    expect(argv('metadata')).not.toContain('--single-threaded-gc');
+  });
+
+  it("leaves the GC flags to the user's own", () => {
+    expect(nodeFlags('request', [])).toEqual([
+      `--max-semi-space-size=${limits.serverSemiSpaceMb}`,
+      '--single-threaded-gc',
+    ]);
+    expect(nodeFlags('request', ['--max-semi-space-size=8', 'x.js'])).toEqual(['--single-threaded-gc']);
+    expect(nodeFlags('storage', ['--no-single-threaded-gc'])).toEqual([
+      `--max-semi-space-size=${limits.serverSemiSpaceMb}`,
+    ]);
+    expect(nodeFlags('metadata', [])).toEqual([]);
   });
 });
