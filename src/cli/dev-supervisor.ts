@@ -44,11 +44,13 @@ interface Running {
 
 /**
  * V8 flags for a child of this role, before the entry's own (so that flags given to `node` or in
- * NODE_OPTIONS win). The request manager and the storage nodes get a larger young generation (under
- * load every in-flight request keeps objects alive across scavenges, which copy them: a larger
- * nursery scavenges less often) and a single-threaded GC (on a small machine running a whole
- * cluster, parallel GC helper threads contend with the other processes for the same cores).
- * Paired A/B runs of the dev cluster in docs/performance.md.
+ * NODE_OPTIONS win). The request manager and the storage nodes get a larger young generation: under
+ * load every in-flight request keeps objects alive across scavenges, which copy them, and a larger
+ * nursery scavenges less often. The request manager, whose objects all die young, also gets a
+ * single-threaded GC: on a small machine running a whole cluster, parallel GC helper threads contend
+ * with the other processes for the same cores. (Storage nodes keep the concurrent marker: their
+ * memtables fill the old generation, and marking it on the main thread lengthened the tail
+ * latency.) Paired A/B runs of the dev cluster in docs/performance.md.
  */
 export function nodeFlags(role: ChildRole, entryArgs: readonly string[]): string[] {
   if (role === 'metadata') return [];
@@ -56,7 +58,7 @@ export function nodeFlags(role: ChildRole, entryArgs: readonly string[]): string
     [...entryArgs, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes(flag));
   const flags: string[] = [];
   if (!given('--max-semi-space-size')) flags.push(`--max-semi-space-size=${limits.serverSemiSpaceMb}`);
-  if (!given('-gc')) flags.push('--single-threaded-gc');
+  if (role === 'request' && !given('-gc')) flags.push('--single-threaded-gc');
   return flags;
 }
 

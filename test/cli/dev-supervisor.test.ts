@@ -74,7 +74,7 @@ describe('dev supervisor', () => {
     expect(lines.some((l) => l.includes('restarting'))).toBe(false);
   });
 
-  it('starts storage and request children with the server GC flags, metadata children without', async () => {
+  it('starts storage children with the server GC flags, metadata children without', async () => {
     const s = start();
     s.start(spec(dir, 1));
     s.start({ role: 'metadata', n: 1, args: [], dir: path.join(dir, 'metadata-1'), ports: { rpc: 2001 } });
@@ -85,7 +85,7 @@ describe('dev supervisor', () => {
     };
     const semi = `--max-semi-space-size=${limits.serverSemiSpaceMb}`;
     expect(argv('storage')).toContain(semi);
-    expect(argv('storage')).toContain('--single-threaded-gc');
+    expect(argv('storage')).not.toContain('--single-threaded-gc');
     expect(argv('metadata')).not.toContain(semi);
     expect(argv('metadata')).not.toContain('--single-threaded-gc');
   });
@@ -96,9 +96,10 @@ describe('dev supervisor', () => {
       '--single-threaded-gc',
     ]);
     expect(nodeFlags('request', ['--max-semi-space-size=8', 'x.js'])).toEqual(['--single-threaded-gc']);
-    expect(nodeFlags('storage', ['--no-single-threaded-gc'])).toEqual([
+    expect(nodeFlags('request', ['--no-single-threaded-gc'])).toEqual([
       `--max-semi-space-size=${limits.serverSemiSpaceMb}`,
     ]);
+    expect(nodeFlags('storage', [])).toEqual([`--max-semi-space-size=${limits.serverSemiSpaceMb}`]);
     expect(nodeFlags('metadata', [])).toEqual([]);
   });
 });
