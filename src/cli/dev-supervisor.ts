@@ -44,21 +44,20 @@ interface Running {
 
 /**
  * V8 flags for a child of this role, before the entry's own (so that flags given to `node` or in
- * NODE_OPTIONS win). The request manager and the storage nodes get a larger young generation: under
- * load every in-flight request keeps objects alive across scavenges, which copy them, and a larger
- * nursery scavenges less often. The request manager, whose objects all die young, also gets a
- * single-threaded GC: on a small machine running a whole cluster, parallel GC helper threads contend
- * with the other processes for the same cores. (Storage nodes keep the concurrent marker: their
- * memtables fill the old generation, and marking it on the main thread lengthened the tail
- * latency.) Paired A/B runs of the dev cluster in docs/performance.md.
+ * NODE_OPTIONS win). The request manager gets a larger young generation (under load every in-flight
+ * request keeps objects alive across scavenges, which copy them: a larger nursery scavenges less
+ * often) and a single-threaded GC (on a small machine running a whole cluster, parallel GC helper
+ * threads contend with the other processes for the same cores). Storage nodes keep V8's defaults:
+ * their memtables and log caches survive scavenges, and both flags lengthened their pauses and
+ * the tail latency of puts. Paired A/B runs of the dev cluster in docs/performance.md.
  */
 export function nodeFlags(role: ChildRole, entryArgs: readonly string[]): string[] {
-  if (role === 'metadata') return [];
+  if (role !== 'request') return [];
   const given = (flag: string): boolean =>
     [...entryArgs, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes(flag));
   const flags: string[] = [];
-  if (!given('--max-semi-space-size')) flags.push(`--max-semi-space-size=${limits.serverSemiSpaceMb}`);
-  if (role === 'request' && !given('-gc')) flags.push('--single-threaded-gc');
+  if (!given('--max-semi-space-size')) flags.push(`--max-semi-space-size=${limits.requestSemiSpaceMb}`);
+  if (!given('-gc')) flags.push('--single-threaded-gc');
   return flags;
 }
 

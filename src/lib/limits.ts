@@ -19,11 +19,10 @@ export const limits = {
 
   // Processes
   /**
-   * V8's young-generation semi-space for the request manager and storage node processes the dev
-   * cluster starts (--max-semi-space-size, MiB; see nodeFlags in cli/dev-supervisor.ts). Memory:
-   * up to 3x this per process.
+   * V8's young-generation semi-space for the request manager processes the dev cluster starts
+   * (--max-semi-space-size, MiB; see nodeFlags in cli/dev-supervisor.ts). Memory: up to 3x this.
    */
-  serverSemiSpaceMb: 64,
+  requestSemiSpaceMb: 64,
 
   // Consensus
   heartbeatIntervalMs: 500,

@@ -74,32 +74,34 @@ describe('dev supervisor', () => {
     expect(lines.some((l) => l.includes('restarting'))).toBe(false);
   });
 
-  it('starts storage children with the server GC flags, metadata children without', async () => {
+  it('starts request children with the GC flags, storage and metadata children without', async () => {
     const s = start();
-    s.start(spec(dir, 1));
+    s.start({ ...spec(dir, 1), role: 'request' });
+    s.start(spec(dir, 2));
     s.start({ role: 'metadata', n: 1, args: [], dir: path.join(dir, 'metadata-1'), ports: { rpc: 2001 } });
     const pids = readClusterJson(dir);
     const argv = (role: string): string[] => {
       const pid = pids.find((p) => p.role === role)!.pid!;
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     };
-    const semi = `--max-semi-space-size=${limits.serverSemiSpaceMb}`;
-    expect(argv('storage')).toContain(semi);
-    expect(argv('storage')).not.toContain('--single-threaded-gc');
+    const semi = `--max-semi-space-size=${limits.requestSemiSpaceMb}`;
+    expect(argv('request')).toContain(semi);
+    expect(argv('request')).toContain('--single-threaded-gc');
+    expect(argv('storage')).not.toContain(semi);
     expect(argv('metadata')).not.toContain(semi);
     expect(argv('metadata')).not.toContain('--single-threaded-gc');
   });
 
   it("leaves the GC flags to the user's own", () => {
     expect(nodeFlags('request', [])).toEqual([
-      `--max-semi-space-size=${limits.serverSemiSpaceMb}`,
+      `--max-semi-space-size=${limits.requestSemiSpaceMb}`,
       '--single-threaded-gc',
     ]);
     expect(nodeFlags('request', ['--max-semi-space-size=8', 'x.js'])).toEqual(['--single-threaded-gc']);
     expect(nodeFlags('request', ['--no-single-threaded-gc'])).toEqual([
-      `--max-semi-space-size=${limits.serverSemiSpaceMb}`,
+      `--max-semi-space-size=${limits.requestSemiSpaceMb}`,
     ]);
-    expect(nodeFlags('storage', [])).toEqual([`--max-semi-space-size=${limits.serverSemiSpaceMb}`]);
+    expect(nodeFlags('storage', [])).toEqual([]);
     expect(nodeFlags('metadata', [])).toEqual([]);
   });
 });

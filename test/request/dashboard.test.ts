@@ -25,10 +25,11 @@ beforeAll(async () => {
   tokens = await makeTokens(backend);
   await backend.createTable('orders', 'lsm');
   server = await startHttpServer(backend, { registry: new Registry(), logger: quietLogger() });
-  server.server.prependListener('request', (req) => {
-    seenUrls.push(req.url ?? '');
-    seenAuth.push(req.headers.authorization ?? '');
-  });
+  server.frontend.onHead = (head) => {
+    seenUrls.push(head.url);
+    const auth = head.headers.authorization;
+    seenAuth.push(typeof auth === 'string' ? auth : '');
+  };
   userDataDir = mkdtempSync(path.join(tmpdir(), 'tessera-chromium-'));
   browser = await launchChromium(userDataDir);
 });

@@ -149,6 +149,90 @@ describe('over real sockets', () => {
     expect(bad.text).toContain('"code":"BAD_REQUEST"');
   });
 
+  it('answers pipelined requests in order on one connection', async () => {
+    const auth = `Authorization: Bearer ${tokens.rw}\r\n`;
+    const res = await raw(
+      server.port,
+      `PUT /v1/tables/t/items/p1 HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 3\r\n\r\none` +
+        `GET /v1/tables/t/items/p1 HTTP/1.1\r\nHost: x\r\n${auth}\r\n` +
+        `GET /v1/tables/t/items/absent HTTP/1.1\r\nHost: x\r\n${auth}\r\n` +
+        `PUT /v1/tables/t/items/p2 HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\n\r\n` +
+        `2\r\ntw\r\n1;x=y\r\no\r\n0\r\n\r\n` +
+        `GET /v1/tables/t/items/p2 HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`,
+    );
+    const statuses = [...res.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '200', '404', '200', '200']);
+    expect(res.text).toMatch(/\r\n\r\none/);
+    expect(res.text.endsWith('\r\n\r\ntwo')).toBe(true);
+    expect(res.text.toLowerCase()).toMatch(/\r\ndate: [a-z]{3}, \d\d [a-z]{3} \d{4} /);
+    expect(res.closed).toBe(true);
+  });
+
+  it('closes HTTP/1.0 connections unless asked to keep them, and answers HEAD without a body', async () => {
+    await client.put('t', 'h', 'hello');
+    const auth = `Authorization: Bearer ${tokens.rw}\r\n`;
+    const once = await raw(server.port, `GET /v1/tables/t/items/h HTTP/1.0\r\n${auth}\r\n`);
+    expect(once.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhello$/);
+    expect(once.closed).toBe(true);
+    const kept = await raw(
+      server.port,
+      `HEAD /v1/tables/t/items/h HTTP/1.0\r\nConnection: keep-alive\r\n${auth}\r\n` +
+        `GET /v1/tables/t/items/h HTTP/1.1\r\nConnection: close\r\n${auth}\r\n`,
+    );
+    const [first, second] = kept.text.split(/(?=HTTP\/1\.1 )/);
+    expect(first!.toLowerCase()).toContain('connection: keep-alive');
+    expect(first!.toLowerCase()).toContain('content-length: 5');
+    expect(first!.endsWith('\r\n\r\n')).toBe(true);
+    expect(second).toMatch(/\r\n\r\nhello$/);
+  });
+
+  it('asks for the body of an accepted Expect: 100-continue upload, then stores it', async () => {
+    const value = 'x'.repeat(1000);
+    const res = await raw(
+      server.port,
+      `PUT /v1/tables/t/items/cont HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.rw}\r\n` +
+        `Expect: 100-continue\r\nContent-Length: ${value.length}\r\nConnection: close\r\n\r\n`,
+      {
+        after: (s) => {
+          s.once('data', (d) => {
+            expect(d.toString('latin1')).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+            s.write(value);
+          });
+        },
+      },
+    );
+    expect(res.text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(Buffer.from((await client.get('t', 'cont'))!.value).toString()).toBe(value);
+  });
+
+  it('refuses smuggling-prone and malformed requests with 400 and closes, changing nothing', async () => {
+    const before = backend.dump();
+    const auth = `Authorization: Bearer ${tokens.rw}\r\n`;
+    for (const req of [
+      `PUT /v1/tables/t/items/s HTTP/1.1\r\n${auth}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`,
+      `PUT /v1/tables/t/items/s HTTP/1.1\r\n${auth}Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde`,
+      `PUT /v1/tables/t/items/s HTTP/1.1\r\n${auth}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`,
+      `GET /v1/tables/t/items/s HTTP/1.1\r\n${auth}X-Folded: a\r\n b\r\n\r\n`,
+    ]) {
+      const res = await raw(server.port, req);
+      expect(res.text).toMatch(/^HTTP\/1\.1 400 /);
+      expect(res.text).toContain('"code":"BAD_REQUEST"');
+      expect(res.closed).toBe(true);
+    }
+    expect(backend.dump()).toBe(before);
+    expect(await client.get('t', 'ok')).toBeNull(); // and the server still serves
+  });
+
+  it('closes idle keep-alive connections after the keep-alive timeout', async () => {
+    await server.close();
+    await start({ keepAliveTimeoutMs: 200, connectionsCheckIntervalMs: 50 });
+    const startedAt = Date.now();
+    const res = await raw(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(res.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(res.closed).toBe(true);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+  });
+
   it('keeps connections alive: many sequential requests share one socket', async () => {
     let connections = 0;
     server.server.on('connection', () => connections++);
