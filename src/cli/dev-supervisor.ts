@@ -57,7 +57,7 @@ export function nodeFlags(role: ChildRole, entryArgs: readonly string[]): string
     [...entryArgs, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes(flag));
   const flags: string[] = [];
   if (!given('--max-semi-space-size')) flags.push(`--max-semi-space-size=${limits.requestSemiSpaceMb}`);
-  if (!given('-gc')) flags.push('--single-threaded-gc');
+  if (!given('single-threaded-gc')) flags.push('--single-threaded-gc');
   return flags;
 }
 

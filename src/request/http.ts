@@ -8,6 +8,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { assert } from '../lib/assert.js';
 import { TesseraError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Counter, Gauge } from '../lib/metrics.js';
@@ -57,9 +58,19 @@ interface Slot {
   continueWanted: boolean;
 }
 
+function newSlot(close: boolean): Slot {
+  return { out: null, latin1: false, tail: null, close, continueWanted: false };
+}
+
+/** A request the parser refused, as the error its answer carries. */
+function parseFailure(e: unknown, what: string): TesseraError {
+  if (!(e instanceof HttpParseError)) throw e;
+  return new TesseraError(e.status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST', `${what}: ${e.message}`);
+}
+
 interface BodyRead {
-  readonly max: number;
-  readonly tooLarge: () => TesseraError;
+  /** The route's body limit and its 413. */
+  readonly pending: Pending;
   size: number;
   readonly chunks: Buffer[];
   /** Content-Length bytes still to come (unused when chunked). */
@@ -152,20 +163,12 @@ class Conn {
         try {
           head = parseHead(buf, this.pos, end, limits.httpHeadersCountMax);
         } catch (e) {
-          if (!(e instanceof HttpParseError)) throw e;
-          const code = e.status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST';
-          this.fail(new TesseraError(code, `malformed HTTP request: ${e.message}`), 'parse');
+          this.fail(parseFailure(e, 'malformed HTTP request'), 'parse');
           return false;
         }
         this.pos = end;
         this.headStartedMs = 0;
-        const slot: Slot = {
-          out: null,
-          latin1: false,
-          tail: null,
-          close: !head.keepAlive,
-          continueWanted: false,
-        };
+        const slot = newSlot(!head.keepAlive);
         this.slots.push(slot);
         const hasBody = head.chunked || head.contentLength > 0;
         if (hasBody) this.phase = 'wait';
@@ -190,7 +193,10 @@ class Conn {
     const b = this.body!;
     const add = (d: Buffer): void => {
       b.size += d.length;
-      if (b.size > b.max) throw b.tooLarge();
+      if (b.size > b.pending.bodyBytesMax) {
+        this.fe.countRejected('body');
+        throw b.pending.bodyTooLarge();
+      }
       b.chunks.push(d);
     };
     let complete: boolean;
@@ -206,14 +212,7 @@ class Conn {
         complete = b.remaining === 0;
       }
     } catch (e) {
-      const err =
-        e instanceof HttpParseError
-          ? new TesseraError(
-              e.status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST',
-              `malformed body: ${e.message}`,
-            )
-          : (e as TesseraError);
-      if (err.code === b.tooLarge().code) this.fe.countRejected('body');
+      const err = e instanceof TesseraError ? e : parseFailure(e, 'malformed body');
       this.body = null;
       this.phase = 'closing'; // the rest of the body stays unread: the connection can't be reused
       b.reject(err);
@@ -234,8 +233,7 @@ class Conn {
       return Promise.reject(new TesseraError('BAD_REQUEST', 'the connection closed'));
     return new Promise((resolve, reject) => {
       this.body = {
-        max: pending.bodyBytesMax,
-        tooLarge: () => pending.bodyTooLarge(),
+        pending,
         size: 0,
         chunks: [],
         remaining: head.chunked ? 0 : head.contentLength,
@@ -274,7 +272,7 @@ class Conn {
   fail(e: TesseraError, reason: string): void {
     this.fe.countRejected(reason);
     this.phase = 'closing';
-    const slot: Slot = { out: null, latin1: false, tail: null, close: true, continueWanted: false };
+    const slot = newSlot(true);
     this.slots.push(slot);
     this.answer(slot, null, this.fe.api.failure(e, 'unknown'), true);
   }
@@ -288,7 +286,7 @@ class Conn {
     let h = `HTTP/1.1 ${out.status} ${STATUS_CODES[out.status] ?? 'Unknown'}\r\n`;
     for (const k in out.headers) {
       const v = out.headers[k] as string;
-      if (v.includes('\n') || v.includes('\r')) throw new Error(`header ${k}: a line break in its value`);
+      assert(!v.includes('\n') && !v.includes('\r'), `header ${k}: a line break in its value`);
       h += `${k}: ${v}\r\n`;
     }
     h += `date: ${httpDate()}\r\ncontent-length: ${bytes}\r\n`;

@@ -50,8 +50,8 @@ const target = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) target[c] = 1;
 
 /** Where the head that starts at `from` ends (just past its empty line), or -1 if not yet there. */
-export function headEnd(buf: Uint8Array, from: number): number {
-  const i = (buf as Buffer).indexOf('\r\n\r\n', from, 'latin1');
+export function headEnd(buf: Buffer, from: number): number {
+  const i = buf.indexOf('\r\n\r\n', from, 'latin1');
   return i < 0 ? -1 : i + 4;
 }
 
@@ -136,7 +136,7 @@ export function parseHead(buf: Buffer, start: number, end: number, fieldsMax: nu
     if (minor === 0) throw bad('Transfer-Encoding in an HTTP/1.0 request');
     chunked = true;
   }
-  const tokens = connection.split(',').map((t) => t.trim());
+  const tokens = connection === '' ? [] : connection.split(',').map((t) => t.trim());
   const keepAlive = minor === 1 ? !tokens.includes('close') : tokens.includes('keep-alive');
   if (expect !== undefined && expect !== '100-continue') throw new HttpParseError(400, 'unsupported Expect');
   return {
