@@ -16,6 +16,12 @@ export const limits = {
   logSegmentBytesMax: 64 * 1024 * 1024,
   logPendingBytesMax: 64 * 1024 * 1024,
   logBatchRecordsMax: 4096,
+  /**
+   * Records per slice of the log's admitted appends: the unit in which group commit splits a burst
+   * into two batches whose fsync and processing overlap (see Log.flushLoop). The local store
+   * stages its appends in this size too.
+   */
+  logSliceRecords: 64,
 
   // Processes
   /**

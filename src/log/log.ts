@@ -85,6 +85,25 @@ const emptyPayload = Buffer.alloc(0);
 
 const emptyBatch = (): Batch => ({ chunks: [], placed: [], waiters: [], bytes: 0 });
 
+/** One batch of `slices` (admitted in this order), chunks of one segment written contiguously merged. */
+function mergeBatches(slices: Batch[]): Batch {
+  if (slices.length === 1) return slices[0]!;
+  const out = emptyBatch();
+  for (const b of slices) {
+    for (const c of b.chunks) {
+      const last = out.chunks[out.chunks.length - 1];
+      if (last && !c.isNew && last.segment === c.segment && chunkEnd(last) === c.start) last.bufs.push(...c.bufs);
+      else out.chunks.push({ ...c, bufs: [...c.bufs] });
+    }
+    out.placed.push(...b.placed);
+    out.waiters.push(...b.waiters);
+    out.bytes += b.bytes;
+  }
+  return out;
+}
+
+const chunkEnd = (c: Chunk): number => c.bufs.reduce((n, b) => n + b.length, c.start);
+
 export class Log {
   readonly dir: string;
   private readonly io: LogIo;
@@ -102,6 +121,8 @@ export class Log {
   private durableBytes: number;
   private planSegment: number;
   private planBytes: number;
+  /** Admitted, not yet taken for writing: full slices (oldest first), then the one filling up. */
+  private slices: Batch[] = [];
   private pending: Batch = emptyBatch();
   private pendingBytes = 0;
   private readonly queue: Queued[] = [];
@@ -196,7 +217,7 @@ export class Log {
 
   /** Resolves once everything appended so far is durable (or failed). */
   async sync(): Promise<void> {
-    if (this.pending.waiters.length === 0 && this.queue.length === 0 && !this.flushing) return;
+    if (!this.hasPending() && this.queue.length === 0 && !this.flushing) return;
     await new Promise<void>((resolve) => {
       const w: Waiter = { resolve, reject: () => resolve() };
       if (this.queue.length > 0) this.queue.push({ records: [], bytes: 0, waiter: w });
@@ -312,6 +333,12 @@ export class Log {
       // A programmer error in the caller: reject this append whole, nothing of it placed.
       q.waiter.reject(new AssertionError(bad));
       return;
+    }
+    // Appends fill slices of about logSliceRecords records (an append is never split): the unit
+    // in which flushLoop can split what is waiting into two batches (see there).
+    if (this.pending.placed.length >= limits.logSliceRecords) {
+      this.slices.push(this.pending);
+      this.pending = emptyBatch();
     }
     for (const r of q.records) this.place(r);
     this.pending.waiters.push(q.waiter);
@@ -437,25 +464,60 @@ export class Log {
     });
   }
 
+  /**
+   * Group commit, pipelined: one fdatasync at a time, but a batch found durable is committed (its
+   * appends resolved) only after the next batch has been written and its fdatasync started, so the
+   * work the resolved appends trigger (applying, acknowledging, the clients' next writes) runs while
+   * the disk syncs the next batch instead of after it. Under a steady load the writers then fall
+   * into two cohorts that take turns: one being synced while the other's results are processed.
+   * When nothing is in flight and more than one slice waits, only the older half is taken, which
+   * forms the two cohorts from one burst. The order of commits is the order of appends, and a
+   * failed batch is handled after the one before it committed, exactly as without the pipeline.
+   */
   private async flushLoop(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
-    while (this.pending.waiters.length > 0 && !this.failure) {
-      const batch = this.pending;
-      this.pending = emptyBatch();
-      try {
-        await this.writeBatch(batch);
-        this.commitBatch(batch);
-        for (const w of batch.waiters) w.resolve();
-      } catch (e) {
-        await this.failBatch(batch, e);
+    let durable: Batch | undefined; // synced, commit after the next batch is on its way
+    for (;;) {
+      const next = this.failure ? undefined : this.takeBatch(durable === undefined);
+      let synced: Promise<void> | undefined;
+      if (next) {
+        synced = this.writeBatch(next);
+        synced.catch(() => undefined); // awaited below
       }
-      this.admitQueued();
-      // One turn of the event loop before the next flush: what the resolved appends trigger (the
-      // next writes of the same clients) joins it instead of waiting a whole fsync more.
-      await new Promise<void>((r) => setImmediate(r));
+      if (durable) {
+        this.commitBatch(durable);
+        for (const w of durable.waiters) w.resolve();
+        durable = undefined;
+        this.admitQueued();
+      }
+      if (!next) break;
+      try {
+        await synced;
+        durable = next;
+      } catch (e) {
+        await this.failBatch(next, e);
+        this.admitQueued();
+      }
     }
     this.flushing = false;
+    // Appends admitted by the last commit's waiters (or queued ones) start the next round.
+    if (this.hasPending()) this.scheduleFlush();
+  }
+
+  private hasPending(): boolean {
+    return this.slices.length > 0 || this.pending.waiters.length > 0;
+  }
+
+  /** What waits, as one batch: all of it, or with `split` the older half of its slices. */
+  private takeBatch(split: boolean): Batch | undefined {
+    if (this.pending.waiters.length > 0) {
+      this.slices.push(this.pending);
+      this.pending = emptyBatch();
+    }
+    if (this.slices.length === 0) return undefined;
+    const n = split && this.slices.length > 1 ? this.slices.length >> 1 : this.slices.length;
+    return mergeBatches(this.slices.splice(0, n));
   }
 
   private async writeBatch(batch: Batch): Promise<void> {
@@ -499,7 +561,8 @@ export class Log {
       code === 'ENOSPC' || code === 'EDQUOT'
         ? new TesseraError('DISK_FULL', `log write failed: ${code}`)
         : new TesseraError('INTERNAL', `log write failed: ${(e as Error)?.message ?? String(e)}`);
-    const failed = [...batch.waiters, ...this.pending.waiters];
+    const failed = [...batch.waiters, ...this.slices.flatMap((b) => b.waiters), ...this.pending.waiters];
+    this.slices = [];
     this.pending = emptyBatch();
     this.pendingBytes = 0;
     try {

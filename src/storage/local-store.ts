@@ -280,9 +280,10 @@ export class LocalStore {
 
   /**
    * Sequences the write (seq + next log index, in call order) and stages it; the writes staged in
-   * one turn of the microtask queue go to the log in ONE append (one promise and one bookkeeping
-   * entry per batch, not per write), and the log batches every append that arrives while an fsync
-   * runs into the next one.
+   * one turn of the microtask queue go to the log in appends of up to logSliceRecords (one promise
+   * and one bookkeeping entry per append, not per write; the log's slice, so a burst can be split
+   * into two batches), and the log batches every append that arrives while an fsync runs into
+   * the next one.
    */
   private propose(make: (seq: Seq) => Command): Promise<ApplyOutcome> {
     if (this.failure) return Promise.reject(this.failure);
@@ -303,7 +304,7 @@ export class LocalStore {
       }
       s.items.push({ cmd, resolve, reject });
       s.payloads.push(payload);
-      if (s.items.length >= limits.logBatchRecordsMax) this.appendStaged();
+      if (s.items.length >= limits.logSliceRecords) this.appendStaged();
     });
   }
 

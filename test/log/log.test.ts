@@ -139,10 +139,90 @@ describe('group commit', () => {
     const c = countingIo();
     const log = await openLog(dir, { io: c.io });
     const before = c.syncs();
-    await Promise.all(Array.from({ length: 200 }, (_, g) => log.append([entry(g + 1, 1)])));
+    // Fewer records than one slice (limits.logSliceRecords): one batch.
+    await Promise.all(Array.from({ length: 60 }, (_, g) => log.append([entry(g + 1, 1)])));
     expect(c.syncs() - before).toBe(1);
+    expect(log.groupIds().length).toBe(60);
+    await log.close();
+  });
+
+  it('splits a burst that finds the pipeline idle into two batches, the older half first', async () => {
+    const dir = tempDir();
+    const c = countingIo();
+    const log = await openLog(dir, { io: c.io });
+    const before = c.syncs();
+    c.writes.length = 0;
+    // 200 records = four slices of at most 64: the first batch takes two of them, the second the rest.
+    await Promise.all(Array.from({ length: 200 }, (_, g) => log.append([entry(g + 1, 1)])));
+    expect(c.syncs() - before).toBe(2);
+    expect(c.writes).toEqual([128 * 72, 72 * 72]);
     expect(log.groupIds().length).toBe(200);
     await log.close();
+  });
+
+  /** An io whose fdatasyncs wait to be released one by one (and can be told to fail). */
+  function heldIo(): { io: LogIo; calls: () => number; release: (err?: Error) => void } {
+    const held: ((err?: Error) => void)[] = [];
+    let calls = 0;
+    const io: LogIo = {
+      ...nodeIo,
+      fdatasync: async (fd) => {
+        calls++;
+        const err = await new Promise<Error | undefined>((r) => held.push(r));
+        if (err) throw err;
+        return nodeIo.fdatasync(fd);
+      },
+    };
+    return { io, calls: () => calls, release: (err) => held.shift()!(err) };
+  }
+
+  const turns = async (n = 20): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('pipelines: a durable batch resolves after the next batch is written and its fdatasync started', async () => {
+    const dir = tempDir();
+    const h = heldIo();
+    const log = await openLog(dir, { io: { ...h.io, fdatasync: nodeIo.fdatasync } }); // open unheld
+    await log.close();
+    const held = await openLog(dir, { io: h.io });
+    const order: string[] = [];
+    const a = held.append([entry(1, 1)]).then(() => order.push(`a after ${h.calls()} syncs`));
+    await turns();
+    expect(h.calls()).toBe(1);
+    const b = held.append([entry(1, 2)]).then(() => order.push('b'));
+    await turns();
+    expect(h.calls()).toBe(1); // one fdatasync at a time
+    h.release();
+    await a;
+    expect(order).toEqual(['a after 2 syncs']); // b's fdatasync was on its way before a resolved
+    expect(held.groupState(G(1))?.lastIndex).toBe(1); // b is not durable yet: not visible
+    h.release();
+    await b;
+    expect(order).toEqual(['a after 2 syncs', 'b']);
+    expect(held.groupState(G(1))?.lastIndex).toBe(2);
+    await held.close(); // nothing left to sync: no fdatasync to release
+  });
+
+  it('a failed fdatasync of the next batch fails it, and not the durable batch before it', async () => {
+    const dir = tempDir();
+    const h = heldIo();
+    const log = await openLog(dir, { io: { ...h.io, fdatasync: nodeIo.fdatasync } });
+    await log.close();
+    const held = await openLog(dir, { io: h.io });
+    const a = held.append([entry(1, 1)]);
+    await turns();
+    const b = held.append([entry(1, 2)]).catch((e: unknown) => e);
+    await turns();
+    h.release();
+    await a;
+    h.release(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    const err = await b;
+    expect(isTesseraError(err, 'INTERNAL')).toBe(true);
+    expect(held.groupState(G(1))?.lastIndex).toBe(1);
+    const reopened = await openLog(dir);
+    expect(await readAll(reopened, 1)).toEqual(range(1, 1));
+    await reopened.close();
   });
 
   it('resolves an append only after its fdatasync returns', async () => {
