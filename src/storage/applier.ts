@@ -384,7 +384,7 @@ export class GroupApplier {
       cmds.forEach((c, k) => {
         if (c.op !== 'delete' || entries[k]!.index <= this.engineApplied[kind]) return;
         if (this.byKeyspace.get(c.keyspace)?.engine !== kind) return;
-        const m = this.mem.get(memId(c.keyspace, c.key));
+        const m = this.mem.lookup(c.keyspace, c.key);
         // Snapshot the memtable's answer too: a flush may move the key into the engine meanwhile.
         if (m) exists.set(memId(c.keyspace, c.key), !m.tombstone);
         else reads.push({ keyspace: c.keyspace, key: c.key });
@@ -407,10 +407,9 @@ export class GroupApplier {
     const t = this.byKeyspace.get(c.keyspace);
     if (!t) return { ok: false, code: 'TABLE_NOT_FOUND' };
     if (index <= this.engineApplied[t.engine]) return { ok: true, seq: c.seq }; // already in the engine (replay)
-    const id = memId(c.keyspace, c.key);
     if (c.op === 'delete') {
-      const m = this.mem.get(id);
-      const exists = m ? !m.tombstone : stored.get(id) === true;
+      const m = this.mem.lookup(c.keyspace, c.key);
+      const exists = m ? !m.tombstone : stored.get(memId(c.keyspace, c.key)) === true;
       if (!exists) return { ok: false, code: 'KEY_NOT_FOUND' };
     }
     const rec: MemRecord = {
@@ -424,7 +423,7 @@ export class GroupApplier {
       seq: c.seq,
       tombstone: c.op === 'delete',
     };
-    this.mem.set(id, rec, index);
+    this.mem.set(rec, index);
     return { ok: true, seq: rec.seq };
   }
 
@@ -444,7 +443,7 @@ export class GroupApplier {
       const gen = this.mem.freeze();
       const last = this.mem.flushingLast;
       const writes: Record<EngineKind, EngineWrite[]> = { btree: [], lsm: [] };
-      for (const r of gen.values()) writes[r.engine].push(r as EngineWrite);
+      for (const r of gen) writes[r.engine].push(r as EngineWrite);
       try {
         // Both instances move to `last` (an idle one with an empty batch) so the log can be released.
         await Promise.all(
