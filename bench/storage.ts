@@ -100,12 +100,7 @@ function cpuSince(start: NodeJS.CpuUsage, ops: number, what: string): void {
 }
 
 /** `n` puts of the given keys with `concurrency` writers; returns puts per second. */
-async function putRate(
-  store: LocalStore,
-  table: string,
-  ks: Keys,
-  concurrency: number,
-): Promise<number> {
+async function putRate(store: LocalStore, table: string, ks: Keys, concurrency: number): Promise<number> {
   let next = 0;
   const cpu0 = process.cpuUsage();
   const t0 = now();

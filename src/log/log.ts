@@ -92,7 +92,8 @@ function mergeBatches(slices: Batch[]): Batch {
   for (const b of slices) {
     for (const c of b.chunks) {
       const last = out.chunks[out.chunks.length - 1];
-      if (last && !c.isNew && last.segment === c.segment && chunkEnd(last) === c.start) last.bufs.push(...c.bufs);
+      if (last && !c.isNew && last.segment === c.segment && chunkEnd(last) === c.start)
+        last.bufs.push(...c.bufs);
       else out.chunks.push({ ...c, bufs: [...c.bufs] });
     }
     out.placed.push(...b.placed);

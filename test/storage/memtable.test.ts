@@ -22,23 +22,29 @@ const write = fc.record({
 describe('RecordTable', () => {
   it('behaves like a map keyed by (keyspace, key bytes), through growth and replacement', () => {
     fc.assert(
-      fc.property(fc.array(write, { maxLength: 3000 }), fc.array(write, { maxLength: 200 }), (writes, probes) => {
-        const t = new RecordTable();
-        const model = new Map<string, MemRecord>();
-        writes.forEach((w, i) => {
-          // A fresh copy of the key bytes: equal keys must match by content, not identity.
-          const r = rec(w.ks, Uint8Array.from(w.key), i & 0xff);
-          t.set(r);
-          model.set(memId(w.ks, w.key), r);
-        });
-        expect(t.size).toBe(model.size);
-        for (const w of [...writes, ...probes]) expect(t.get(w.ks, w.key)).toBe(model.get(memId(w.ks, w.key)));
-        // values(): every live record once, in the order its key was first set.
-        const firstSeen = [...new Map(writes.map((w) => [memId(w.ks, w.key), 0])).keys()];
-        expect(t.values()).toEqual(firstSeen.map((id) => model.get(id)));
-        const without = t.without(2);
-        for (const [id, r] of model) expect(without.get(r.keyspace, r.key)).toBe(id.startsWith('2:') ? undefined : r);
-      }),
+      fc.property(
+        fc.array(write, { maxLength: 3000 }),
+        fc.array(write, { maxLength: 200 }),
+        (writes, probes) => {
+          const t = new RecordTable();
+          const model = new Map<string, MemRecord>();
+          writes.forEach((w, i) => {
+            // A fresh copy of the key bytes: equal keys must match by content, not identity.
+            const r = rec(w.ks, Uint8Array.from(w.key), i & 0xff);
+            t.set(r);
+            model.set(memId(w.ks, w.key), r);
+          });
+          expect(t.size).toBe(model.size);
+          for (const w of [...writes, ...probes])
+            expect(t.get(w.ks, w.key)).toBe(model.get(memId(w.ks, w.key)));
+          // values(): every live record once, in the order its key was first set.
+          const firstSeen = [...new Map(writes.map((w) => [memId(w.ks, w.key), 0])).keys()];
+          expect(t.values()).toEqual(firstSeen.map((id) => model.get(id)));
+          const without = t.without(2);
+          for (const [id, r] of model)
+            expect(without.get(r.keyspace, r.key)).toBe(id.startsWith('2:') ? undefined : r);
+        },
+      ),
       { numRuns: 60 },
     );
   });
