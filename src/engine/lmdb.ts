@@ -19,6 +19,44 @@ interface LmdbView extends ReadView {
   readonly txn: Transaction;
 }
 
+/**
+ * A key as a range of a larger array, which lmdb-js's put copies at once: PackedWrites hands its
+ * keys over this way, without a view per key.
+ */
+interface KeyRange {
+  bytes: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/**
+ * lmdb-js's key encoder (raw bytes, as keyEncoding 'binary'), taking a Uint8Array or a KeyRange and
+ * copying short keys byte by byte (TypedArray.set's fixed cost was most of a 20-byte key's copy).
+ */
+const keyEncoder = {
+  writeKey(key: Uint8Array | KeyRange, target: Uint8Array, at: number): number {
+    const src = key instanceof Uint8Array ? key : key.bytes;
+    const s = key instanceof Uint8Array ? 0 : key.start;
+    const e = key instanceof Uint8Array ? key.length : key.end;
+    if (e - s > 32) {
+      target.set(src.subarray(s, e), at);
+      return at + e - s;
+    }
+    for (let i = s; i < e; i++) target[at++] = src[i] as number;
+    return at;
+  },
+  readKey(source: Uint8Array, start: number, end: number): Uint8Array {
+    return Uint8Array.prototype.slice.call(source, start, end);
+  },
+};
+
+/**
+ * A record as a range of the packed slab: lmdb-js takes a value's bytes from `start` to `end` of a
+ * buffer that has them (the form its own encoders return), so no view per record either. The
+ * write thread reads them at commit; the slab lives until then (the batch is awaited).
+ */
+type RangedSlab = Uint8Array & { start: number; end: number };
+
 type Db = RootDatabase<Buffer, Buffer> & {
   sync(cb: (err?: Error) => void): void;
   getBinary(key: Buffer, options?: { transaction: Transaction }): Buffer | undefined;
@@ -51,7 +89,7 @@ export class LmdbEngine extends AbstractEngine {
     const sync = options.syncEachBatch ?? false;
     return open<Buffer, Buffer>({
       path: join(dir, 'index.mdb'),
-      keyEncoding: 'binary',
+      keyEncoder,
       encoding: 'binary',
       noSync: !sync && options.lmdbMode === 'noSync',
       overlappingSync: !sync && options.lmdbMode !== 'noSync',
@@ -134,8 +172,16 @@ export class LmdbEngine extends AbstractEngine {
       // nothing here calls transactionSync), so data and applied position stay atomic.
       // Packed writes go in about key order: the write thread's inserts then hit the same pages.
       let last: Promise<boolean> | undefined;
-      packed?.forEach((key, record) => {
-        last = this.db.put(key as Buffer, record as Buffer);
+      const key: KeyRange = { bytes: new Uint8Array(0), start: 0, end: 0 };
+      packed?.forEachRange((slab, k0, v0, end) => {
+        assert(slab.byteOffset === 0, 'packed slab is a view');
+        const value = slab as RangedSlab;
+        key.bytes = slab;
+        key.start = k0;
+        key.end = v0;
+        value.start = v0;
+        value.end = end;
+        last = this.db.put(key as unknown as Buffer, value as unknown as Buffer);
       }, true);
       for (const op of ops) {
         last =
@@ -209,7 +255,8 @@ export class LmdbEngine extends AbstractEngine {
           for (const r of rows) copy.putSync(r.key, r.value, { append: true }); // key order: full pages
         });
       };
-      for (const { key, value } of this.db.getRange({})) {
+      // An explicit start: with a key encoder lmdb-js's default start is [5], past keys below it.
+      for (const { key, value } of this.db.getRange({ start: Buffer.of(0) })) {
         batch.push({ key: Buffer.from(key), value: Buffer.from(value) });
         if (batch.length >= limits.engineClearBatchKeysMax) write();
       }

@@ -91,6 +91,19 @@ export class PackedWrites {
   }
 
   /**
+   * forEach without a view per write: `fn` gets the slab and the bounds of each write's key
+   * [k0, v0) and record [v0, end). The slab is valid until the next packing call.
+   */
+  forEachRange(fn: (slab: Uint8Array, k0: number, v0: number, end: number) => void, sorted = false): void {
+    const { slab, bounds } = this;
+    const order = sorted && this.count > 1 ? this.sortedOrder() : undefined;
+    for (let n = 0; n < this.count; n++) {
+      const i = order === undefined ? n : (order[n] as number);
+      fn(slab, bounds[2 * i] as number, bounds[2 * i + 1] as number, bounds[2 * i + 2] as number);
+    }
+  }
+
+  /**
    * The writes' indexes ordered by the first 36 bits of their keys past the prefix all keys share,
    * then by packing order: key order but for keys equal in those bits (a B+ tree then inserts with
    * locality: LMDB takes 100,000 random keys ~2x faster sorted). Each sort key is one double, 36
