@@ -35,9 +35,10 @@ interface KeyRange {
  */
 const keyEncoder = {
   writeKey(key: Uint8Array | KeyRange, target: Uint8Array, at: number): number {
-    const src = key instanceof Uint8Array ? key : key.bytes;
-    const s = key instanceof Uint8Array ? 0 : key.start;
-    const e = key instanceof Uint8Array ? key.length : key.end;
+    const whole = key instanceof Uint8Array;
+    const src = whole ? key : key.bytes;
+    const s = whole ? 0 : key.start;
+    const e = whole ? key.length : key.end;
     if (e - s > 32) {
       target.set(src.subarray(s, e), at);
       return at + e - s;

@@ -25,6 +25,7 @@ import {
   segmentFileName,
 } from './format.js';
 import type { GroupLog } from './group.js';
+import { type Batch, chunkEnd, PendingBatches, type Waiter } from './batch.js';
 import { type LogIo, nodeIo } from './io.js';
 import { readEntryRange, readPayloadRuns, type SegmentReader } from './read.js';
 import { applyRecord, recoverLog } from './recovery.js';
@@ -46,26 +47,6 @@ export interface LogOptions {
   io?: LogIo;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
-
-interface Chunk {
-  segment: number;
-  isNew: boolean;
-  start: number;
-  bufs: Buffer[];
-}
-
-interface Batch {
-  chunks: Chunk[];
-  /** Each admitted record with where it goes, replayed into the group states once durable. */
-  placed: { rec: DecodedRecord; segment: number }[];
-  waiters: Waiter[];
-  bytes: number;
-}
-
 /** What admission knows of a group: enough to check and place records before they are durable. */
 interface Admitted {
   first: number;
@@ -82,28 +63,6 @@ interface Queued {
 }
 
 const emptyPayload = Buffer.alloc(0);
-
-const emptyBatch = (): Batch => ({ chunks: [], placed: [], waiters: [], bytes: 0 });
-
-/** One batch of `slices` (admitted in this order), chunks of one segment written contiguously merged. */
-function mergeBatches(slices: Batch[]): Batch {
-  if (slices.length === 1) return slices[0]!;
-  const out = emptyBatch();
-  for (const b of slices) {
-    for (const c of b.chunks) {
-      const last = out.chunks[out.chunks.length - 1];
-      if (last && !c.isNew && last.segment === c.segment && chunkEnd(last) === c.start)
-        last.bufs.push(...c.bufs);
-      else out.chunks.push({ ...c, bufs: [...c.bufs] });
-    }
-    out.placed.push(...b.placed);
-    out.waiters.push(...b.waiters);
-    out.bytes += b.bytes;
-  }
-  return out;
-}
-
-const chunkEnd = (c: Chunk): number => c.bufs.reduce((n, b) => n + b.length, c.start);
 
 export class Log {
   readonly dir: string;
@@ -122,9 +81,8 @@ export class Log {
   private durableBytes: number;
   private planSegment: number;
   private planBytes: number;
-  /** Admitted, not yet taken for writing: full slices (oldest first), then the one filling up. */
-  private slices: Batch[] = [];
-  private pending: Batch = emptyBatch();
+  /** Admitted, not yet taken for writing. */
+  private readonly pending = new PendingBatches(limits.logSliceRecords);
   private pendingBytes = 0;
   private readonly queue: Queued[] = [];
   private flushing = false;
@@ -218,11 +176,11 @@ export class Log {
 
   /** Resolves once everything appended so far is durable (or failed). */
   async sync(): Promise<void> {
-    if (!this.hasPending() && this.queue.length === 0 && !this.flushing) return;
+    if (!this.pending.waiting && this.queue.length === 0 && !this.flushing) return;
     await new Promise<void>((resolve) => {
       const w: Waiter = { resolve, reject: () => resolve() };
       if (this.queue.length > 0) this.queue.push({ records: [], bytes: 0, waiter: w });
-      else this.pending.waiters.push(w);
+      else this.pending.addWaiter(w);
       this.scheduleFlush();
     });
   }
@@ -335,15 +293,9 @@ export class Log {
       q.waiter.reject(new AssertionError(bad));
       return;
     }
-    // Appends fill slices of about logSliceRecords records (an append is never split): the unit
-    // in which flushLoop can split what is waiting into two batches (see there).
-    if (this.pending.placed.length >= limits.logSliceRecords) {
-      this.slices.push(this.pending);
-      this.pending = emptyBatch();
-    }
+    this.pending.beginAppend();
     for (const r of q.records) this.place(r);
-    this.pending.waiters.push(q.waiter);
-    this.pending.bytes += q.bytes;
+    this.pending.endAppend(q.waiter, q.bytes);
     this.pendingBytes += q.bytes;
     this.scheduleFlush();
   }
@@ -357,12 +309,6 @@ export class Log {
   }
 
   private placeBuffer(buf: Buffer, h: RecordHeader): void {
-    let chunk = this.pending.chunks[this.pending.chunks.length - 1];
-    if (!chunk || chunk.segment !== this.planSegment) {
-      chunk = { segment: this.planSegment, isNew: false, start: this.planBytes, bufs: [] };
-      this.pending.chunks.push(chunk);
-    }
-    chunk.bufs.push(buf);
     // The payload is only read back for the small record types (hard state, group state).
     const payload = h.type === RecordType.Entry ? emptyPayload : buf.subarray(RECORD_HEADER_BYTES);
     const rec: DecodedRecord = {
@@ -374,19 +320,14 @@ export class Log {
       length: buf.length,
       payload,
     };
-    this.pending.placed.push({ rec, segment: this.planSegment });
+    this.pending.addRecord(this.planSegment, this.planBytes, buf, rec);
     this.planBytes += buf.length;
   }
 
   /** Starts a new segment whose first records carry every group's state (so old segments can go). */
   private roll(): void {
     this.planSegment += 1;
-    this.pending.chunks.push({
-      segment: this.planSegment,
-      isNew: true,
-      start: 0,
-      bufs: [encodeSegmentHeader(this.planSegment)],
-    });
+    this.pending.addSegment(this.planSegment, encodeSegmentHeader(this.planSegment));
     this.planBytes = SEGMENT_HEADER_BYTES;
     for (const [group, a] of this.admitted) {
       const h: RecordHeader = { type: RecordType.GroupState, group, term: a.lastTerm, index: a.last };
@@ -480,7 +421,7 @@ export class Log {
     this.flushing = true;
     let durable: Batch | undefined; // synced, commit after the next batch is on its way
     for (;;) {
-      const next = this.failure ? undefined : this.takeBatch(durable === undefined);
+      const next = this.failure ? undefined : this.pending.take(durable === undefined);
       let synced: Promise<void> | undefined;
       if (next) {
         synced = this.writeBatch(next);
@@ -503,22 +444,7 @@ export class Log {
     }
     this.flushing = false;
     // Appends admitted by the last commit's waiters (or queued ones) start the next round.
-    if (this.hasPending()) this.scheduleFlush();
-  }
-
-  private hasPending(): boolean {
-    return this.slices.length > 0 || this.pending.waiters.length > 0;
-  }
-
-  /** What waits, as one batch: all of it, or with `split` the older half of its slices. */
-  private takeBatch(split: boolean): Batch | undefined {
-    if (this.pending.waiters.length > 0) {
-      this.slices.push(this.pending);
-      this.pending = emptyBatch();
-    }
-    if (this.slices.length === 0) return undefined;
-    const n = split && this.slices.length > 1 ? this.slices.length >> 1 : this.slices.length;
-    return mergeBatches(this.slices.splice(0, n));
+    if (this.pending.waiting) this.scheduleFlush();
   }
 
   private async writeBatch(batch: Batch): Promise<void> {
@@ -546,7 +472,7 @@ export class Log {
     const lastChunk = batch.chunks[batch.chunks.length - 1];
     if (lastChunk) {
       this.durableSegment = lastChunk.segment;
-      this.durableBytes = lastChunk.start + lastChunk.bufs.reduce((n, b) => n + b.length, 0);
+      this.durableBytes = chunkEnd(lastChunk);
     }
     this.pendingBytes -= batch.bytes;
   }
@@ -562,9 +488,7 @@ export class Log {
       code === 'ENOSPC' || code === 'EDQUOT'
         ? new TesseraError('DISK_FULL', `log write failed: ${code}`)
         : new TesseraError('INTERNAL', `log write failed: ${(e as Error)?.message ?? String(e)}`);
-    const failed = [...batch.waiters, ...this.slices.flatMap((b) => b.waiters), ...this.pending.waiters];
-    this.slices = [];
-    this.pending = emptyBatch();
+    const failed = [...batch.waiters, ...this.pending.drop()];
     this.pendingBytes = 0;
     try {
       await this.cutToDurable();
