@@ -1,5 +1,4 @@
 /** Byte-string helpers. Keys are ordered as unsigned bytes everywhere. */
-import { zlib_crc32 } from './crc.js';
 
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
@@ -22,6 +21,4 @@ export function copyBytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
 }
 
-export function crc32(data: Uint8Array, initial = 0): number {
-  return zlib_crc32(data, initial);
-}
+export { crc32 } from './crc.js';

@@ -16,6 +16,7 @@
  */
 import { assert } from '../lib/assert.js';
 import { crc32 } from '../lib/bytes.js';
+import { crc32Range } from '../lib/crc.js';
 
 export const SEGMENT_MAGIC = 0x54534c47; // 'TSLG'
 export const SEGMENT_FORMAT_VERSION = 1;
@@ -131,11 +132,9 @@ function entryLengthAt(buf: Buffer, offset: number, recordBytesMax: number): num
   return buf.readUInt16BE(offset + 10) === 0 ? length : -1;
 }
 
-/** The record's CRC over a plain view (a Buffer view costs a FastBuffer construction per record). */
+/** The record's CRC, summed over the range in place (no view object per record). */
 function crcOk(buf: Buffer, offset: number, length: number): boolean {
-  return (
-    crc32(new Uint8Array(buf.buffer, buf.byteOffset + offset + 4, length - 4)) === buf.readUInt32BE(offset)
-  );
+  return crc32Range(buf, offset + 4, offset + length) === buf.readUInt32BE(offset);
 }
 
 /** A u64 header field (term at 16, index at 24) as two u32 halves (no BigInt per field). */
