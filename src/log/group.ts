@@ -16,19 +16,23 @@ export class GroupLog {
   prevTerm = 0;
   hard: HardState | undefined;
   snapshot: SnapshotMark | undefined;
-  // Parallel arrays of the live entries first..last, starting at `head` (cheap release from the front).
+  // Parallel typed arrays of the live entries first..last at [head, end) (cheap release from the
+  // front), grown by doubling: recovery appends one entry per record, and a plain array per field
+  // cost a boxed push each. Segment numbers and lengths are u32 in the format; offsets and terms
+  // are safe integers.
   private head = 0;
-  private segs: number[] = [];
-  private offs: number[] = [];
-  private lens: number[] = [];
-  private terms: number[] = [];
+  private end = 0;
+  private segs = new Uint32Array(16);
+  private offs = new Float64Array(16);
+  private lens = new Uint32Array(16);
+  private terms = new Float64Array(16);
 
   constructor(group: number) {
     this.group = group;
   }
 
   get count(): number {
-    return this.segs.length - this.head;
+    return this.end - this.head;
   }
 
   /**
@@ -38,10 +42,12 @@ export class GroupLog {
   applyEntry(index: number, segment: number, offset: number, length: number, term: number): boolean {
     if (index < this.first || index > this.last + 1) return false;
     this.truncateFrom(index);
-    this.segs.push(segment);
-    this.offs.push(offset);
-    this.lens.push(length);
-    this.terms.push(term);
+    if (this.end === this.segs.length) this.grow();
+    const at = this.end++;
+    this.segs[at] = segment;
+    this.offs[at] = offset;
+    this.lens[at] = length;
+    this.terms[at] = term;
     this.last = index;
     this.lastTerm = term;
     this.checkInvariants();
@@ -78,7 +84,7 @@ export class GroupLog {
     this.prevTerm = this.terms[this.head + k - 1]!;
     this.head += k;
     this.first += k;
-    if (this.head > 1024 && this.head * 2 > this.segs.length) this.compactArrays();
+    if (this.head > 1024 && this.head * 2 > this.end) this.compactArrays();
     this.checkInvariants();
     return k;
   }
@@ -112,33 +118,44 @@ export class GroupLog {
 
   private truncateFrom(index: number): void {
     if (index > this.last) return;
-    this.segs.length =
-      this.offs.length =
-      this.lens.length =
-      this.terms.length =
-        this.head + index - this.first;
+    this.end = this.head + index - this.first;
     this.last = index - 1;
     this.lastTerm = this.term(this.last) ?? 0;
   }
 
   private resetTo(index: number, term: number): void {
-    this.head = 0;
-    this.segs = [];
-    this.offs = [];
-    this.lens = [];
-    this.terms = [];
+    this.head = this.end = 0;
     this.first = index + 1;
     this.last = index;
     this.lastTerm = term;
     this.prevTerm = term;
   }
 
+  /** Moves the live entries to the front, into arrays of room for twice as many. */
   private compactArrays(): void {
-    this.segs = this.segs.slice(this.head);
-    this.offs = this.offs.slice(this.head);
-    this.lens = this.lens.slice(this.head);
-    this.terms = this.terms.slice(this.head);
+    this.resize(Math.max(16, 2 * this.count));
+  }
+
+  private grow(): void {
+    this.resize(2 * Math.max(16, this.count));
+  }
+
+  private resize(room: number): void {
+    const { head, end } = this;
+    const segs = new Uint32Array(room);
+    const offs = new Float64Array(room);
+    const lens = new Uint32Array(room);
+    const terms = new Float64Array(room);
+    segs.set(this.segs.subarray(head, end));
+    offs.set(this.offs.subarray(head, end));
+    lens.set(this.lens.subarray(head, end));
+    terms.set(this.terms.subarray(head, end));
+    this.segs = segs;
+    this.offs = offs;
+    this.lens = lens;
+    this.terms = terms;
     this.head = 0;
+    this.end = end - head;
   }
 
   private checkInvariants(): void {
