@@ -13,7 +13,6 @@ export interface LogIo {
   fdatasync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
-  readFile(path: string): Promise<Buffer>;
   readdir(dir: string): Promise<string[]>;
   mkdirp(dir: string): Promise<void>;
   unlink(path: string): Promise<void>;
@@ -53,7 +52,6 @@ export const nodeIo: LogIo = {
   fdatasync: (fd) => cb<void>((d) => fs.fdatasync(fd, (e) => d(e, undefined))),
   ftruncate: (fd, length) => cb<void>((d) => fs.ftruncate(fd, length, (e) => d(e, undefined))),
   close: (fd) => cb<void>((d) => fs.close(fd, (e) => d(e, undefined))),
-  readFile: (path) => fs.promises.readFile(path),
   readdir: (dir) => fs.promises.readdir(dir),
   mkdirp: async (dir) => {
     await fs.promises.mkdir(dir, { recursive: true });

@@ -28,7 +28,7 @@ import type { GroupLog } from './group.js';
 import { type Batch, chunkEnd, PendingBatches, type Waiter } from './batch.js';
 import { type LogIo, nodeIo } from './io.js';
 import { readEntryRange, readPayloadRuns, type SegmentReader } from './read.js';
-import { applyRecord, recoverLog } from './recovery.js';
+import { applyRecord, recoverLog, scanWindowBytes } from './recovery.js';
 import {
   type GroupState,
   header,
@@ -44,6 +44,8 @@ export interface LogOptions {
   segmentBytesMax?: number;
   recordBytesMax?: number;
   pendingBytesMax?: number;
+  /** Bytes recovery reads of a segment at a time (default 4 MiB; tests use tiny windows). */
+  scanWindowBytes?: number;
   io?: LogIo;
 }
 
@@ -117,13 +119,15 @@ export class Log {
       segmentBytesMax: options.segmentBytesMax ?? limits.logSegmentBytesMax,
       recordBytesMax: options.recordBytesMax ?? limits.logRecordBytesMax,
       pendingBytesMax: options.pendingBytesMax ?? limits.logPendingBytesMax,
+      scanWindowBytes: options.scanWindowBytes ?? scanWindowBytes,
       io: options.io ?? nodeIo,
     };
     assert(
       opts.segmentBytesMax >= SEGMENT_HEADER_BYTES + opts.recordBytesMax,
       'segment smaller than a record',
     );
-    const rec = await recoverLog(opts.io, dir, opts.recordBytesMax);
+    assert(opts.scanWindowBytes >= SEGMENT_HEADER_BYTES, 'scan window smaller than a segment header');
+    const rec = await recoverLog(opts.io, dir, opts.recordBytesMax, opts.scanWindowBytes);
     let tail = rec.tailBytes;
     if (rec.segments.length === 0) {
       const first = (rec.cut?.segment ?? 0) + 1;

@@ -10,6 +10,7 @@ import {
   decodeGroupState,
   decodeRecord,
   parseSegmentFileName,
+  RECORD_HEADER_BYTES,
   RecordType,
   SEGMENT_HEADER_BYTES,
   scanEntryAt,
@@ -18,6 +19,9 @@ import {
 } from './format.js';
 import { GroupLog } from './group.js';
 import type { LogIo } from './io.js';
+
+/** Bytes of a segment read at a time by recovery's scan (the default; tests use tiny windows). */
+export const scanWindowBytes = 4 * 1024 * 1024;
 
 export interface RecoveredLog {
   groups: Map<number, GroupLog>;
@@ -69,12 +73,13 @@ function groupLog(groups: Map<number, GroupLog>, group: number): GroupLog {
 function applyEntryAt(
   groups: Map<number, GroupLog>,
   buf: Buffer,
-  offset: number,
+  at: number,
+  fileOffset: number,
   length: number,
   segment: number,
 ): boolean {
-  const g = groupLog(groups, buf.readUInt32BE(offset + 12));
-  return g.applyEntry(u64At(buf, offset + 24), segment, offset, length, u64At(buf, offset + 16));
+  const g = groupLog(groups, buf.readUInt32BE(at + 12));
+  return g.applyEntry(u64At(buf, at + 24), segment, fileOffset, length, u64At(buf, at + 16));
 }
 
 async function listSegments(io: LogIo, dir: string): Promise<number[]> {
@@ -87,22 +92,32 @@ async function listSegments(io: LogIo, dir: string): Promise<number[]> {
   return segs.sort((a, b) => a - b);
 }
 
-/** Scans one segment; returns where it stopped and why (undefined reason = clean end). */
-function scanSegment(
+/** Where a segment's scan stopped and why (undefined reason = clean end), and the records it took. */
+interface SegmentScan {
+  end: number;
+  reason: string | undefined;
+  records: number;
+}
+
+/**
+ * Scans the records of `buf` from `offset`; `base` is buf[0]'s file offset (the group index keeps
+ * file offsets). Stops at the first record that is not whole and valid in `buf`: `at` is where
+ * (in buf), `reason` why (undefined: the buffer ends there).
+ */
+function scanRecords(
   buf: Buffer,
+  base: number,
+  offset: number,
   segment: number,
   groups: Map<number, GroupLog>,
   recordBytesMax: number,
-): { end: number; reason: string | undefined; records: number } {
-  const h = checkSegmentHeader(buf, segment);
-  if (h !== 'ok') return { end: 0, reason: `segment header ${h}`, records: 0 };
-  let offset = SEGMENT_HEADER_BYTES;
+): { at: number; reason: string | undefined; records: number } {
   let records = 0;
   for (;;) {
     const length = scanEntryAt(buf, offset, recordBytesMax);
     if (length > 0) {
-      if (!applyEntryAt(groups, buf, offset, length, segment)) {
-        return { end: offset, reason: 'record breaks the log order', records };
+      if (!applyEntryAt(groups, buf, offset, base + offset, length, segment)) {
+        return { at: offset, reason: 'record breaks the log order', records };
       }
       offset += length;
       records++;
@@ -110,24 +125,97 @@ function scanSegment(
     }
     const d = decodeRecord(buf, offset, recordBytesMax);
     if (!d.ok) {
-      if (d.reason === 'end') return { end: offset, reason: undefined, records };
+      if (d.reason === 'end') return { at: offset, reason: undefined, records };
       if (d.reason === 'unknown-type') {
         throw new TesseraError(
           'CORRUPTION',
-          `log segment ${segment} offset ${offset}: ${d.detail} (written by a newer version?)`,
+          `log segment ${segment} offset ${base + offset}: ${d.detail} (written by a newer version?)`,
         );
       }
-      return { end: offset, reason: d.detail, records };
+      return { at: offset, reason: d.detail, records };
     }
-    if (!applyRecord(groups, d.record, segment)) {
-      return { end: offset, reason: 'record breaks the log order', records };
+    if (!applyRecord(groups, { ...d.record, offset: base + offset }, segment)) {
+      return { at: offset, reason: 'record breaks the log order', records };
     }
     offset += d.record.length;
     records++;
   }
 }
 
-export async function recoverLog(io: LogIo, dir: string, recordBytesMax: number): Promise<RecoveredLog> {
+/**
+ * The bytes the record at `at` needs in `buf` to be judged, if it runs past the end of `buf` (a
+ * header, or the length it declares, when that is a possible length); 0 when it is judged as is.
+ */
+function bytesWanted(buf: Buffer, at: number, recordBytesMax: number): number {
+  const left = buf.length - at;
+  if (left < RECORD_HEADER_BYTES) return RECORD_HEADER_BYTES;
+  const length = buf.readUInt32BE(at + 4);
+  return length > left && length <= recordBytesMax ? length : 0;
+}
+
+/**
+ * Scans one segment file in windows of `windowBytes`, reading the next window (thread pool) while
+ * this one is scanned; a record that straddles two windows is carried into the next one. Never holds
+ * more than two windows and a record, whatever the segment's size.
+ */
+async function scanSegment(
+  io: LogIo,
+  file: string,
+  segment: number,
+  groups: Map<number, GroupLog>,
+  recordBytesMax: number,
+  windowBytes: number,
+): Promise<SegmentScan> {
+  const fd = await io.openForAppend(file, false);
+  // The read in flight (the bytes after buf) and how many bytes it asked for.
+  let next: Promise<Buffer> | undefined;
+  try {
+    let buf = await io.read(fd, windowBytes, 0);
+    const h = checkSegmentHeader(buf, segment);
+    if (h !== 'ok') return { end: 0, reason: `segment header ${h}`, records: 0 };
+    let base = 0;
+    let offset = SEGMENT_HEADER_BYTES;
+    let records = 0;
+    let asked = windowBytes;
+    next = buf.length < asked ? undefined : io.read(fd, asked, asked);
+    for (;;) {
+      const scan = scanRecords(buf, base, offset, segment, groups, recordBytesMax);
+      records += scan.records;
+      const want = bytesWanted(buf, scan.at, recordBytesMax);
+      if (next === undefined || (scan.reason === undefined ? scan.at < buf.length : want === 0)) {
+        return { end: base + scan.at, reason: scan.reason, records };
+      }
+      // The record at scan.at runs into the next window: carry it over and read on (a record
+      // larger than a window in one read).
+      const parts = [buf.subarray(scan.at)];
+      let bytes = parts[0]!.length;
+      let readTo = base + buf.length;
+      while (next !== undefined) {
+        const more: Buffer = await next;
+        parts.push(more);
+        bytes += more.length;
+        readTo += more.length;
+        const eof = more.length < asked;
+        asked = Math.max(windowBytes, want - bytes);
+        next = eof ? undefined : io.read(fd, asked, readTo);
+        if (bytes >= want) break;
+      }
+      base += scan.at;
+      buf = parts.length === 2 && parts[0]!.length === 0 ? parts[1]! : Buffer.concat(parts, bytes);
+      offset = 0;
+    }
+  } finally {
+    await next?.catch(() => undefined); // a scan that stops early leaves a read in flight
+    await io.close(fd);
+  }
+}
+
+export async function recoverLog(
+  io: LogIo,
+  dir: string,
+  recordBytesMax: number,
+  windowBytes: number = scanWindowBytes,
+): Promise<RecoveredLog> {
   await io.mkdirp(dir);
   const all = await listSegments(io, dir);
   const groups = new Map<number, GroupLog>();
@@ -138,8 +226,7 @@ export async function recoverLog(io: LogIo, dir: string, recordBytesMax: number)
   for (let i = 0; i < all.length; i++) {
     const segment = all[i]!;
     const file = path.join(dir, segmentFileName(segment));
-    const buf = await io.readFile(file);
-    const scan = scanSegment(buf, segment, groups, recordBytesMax);
+    const scan = await scanSegment(io, file, segment, groups, recordBytesMax, windowBytes);
     records += scan.records;
     if (scan.reason === undefined) {
       segments.push(segment);

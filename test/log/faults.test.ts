@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { crc32 } from '../../src/lib/bytes.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { type LogIo, nodeIo, openLog } from '../../src/log/index.js';
@@ -20,8 +20,11 @@ async function writeLog(dir: string, n: number): Promise<{ file: string; bytes: 
   return { file, bytes: fs.readFileSync(file), lastStart };
 }
 
+/** Recovery's scan window for the tests below: the default, or tiny (records straddle windows). */
+let scanWindowBytes: number | undefined;
+
 async function recovered(dir: string): Promise<{ got: [number, number][]; cut: unknown; size: number }> {
-  const log = await openLog(dir);
+  const log = await openLog(dir, scanWindowBytes === undefined ? {} : { scanWindowBytes });
   const got = await readAll(log, 1);
   const cut = log.recovery.cut;
   // The log must take new appends right after the valid prefix.
@@ -31,7 +34,15 @@ async function recovered(dir: string): Promise<{ got: [number, number][]; cut: u
   return { got, cut, size: 0 };
 }
 
-describe('recovery from torn and corrupt tails', () => {
+describe.each([
+  ['whole segments', undefined],
+  ['16-byte windows', 16],
+  ['61-byte windows', 61],
+  ['200-byte windows', 200],
+])('recovery from torn and corrupt tails, scanning %s', (_, window) => {
+  beforeEach(() => {
+    scanWindowBytes = window;
+  });
   it('cut the last record at every byte offset: recovery returns exactly the valid prefix', async () => {
     const dir = tempDir();
     const { file, bytes, lastStart } = await writeLog(dir, 10);
@@ -106,7 +117,11 @@ describe('recovery from torn and corrupt tails', () => {
 
   it('a corrupt record in an older segment cuts there and drops the later segments', async () => {
     const dir = tempDir();
-    const opts = { segmentBytesMax: 4096, recordBytesMax: 1024 };
+    const opts = {
+      segmentBytesMax: 4096,
+      recordBytesMax: 1024,
+      ...(window ? { scanWindowBytes: window } : {}),
+    };
     const log = await openLog(dir, opts);
     for (let i = 1; i <= 200; i++) await log.append([entry(1, i)]);
     await log.close();
@@ -133,7 +148,7 @@ describe('recovery from torn and corrupt tails', () => {
     bad[lastStart + 8] = 99;
     bad.writeUInt32BE(crc32(bad.subarray(lastStart + 4)), lastStart);
     fs.writeFileSync(file, bad);
-    const err = await openLog(dir).catch((e) => e);
+    const err = await openLog(dir, window ? { scanWindowBytes: window } : {}).catch((e) => e);
     expect(isTesseraError(err, 'CORRUPTION')).toBe(true);
     expect(fs.readFileSync(file).length).toBe(bytes.length);
   });

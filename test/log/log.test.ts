@@ -298,6 +298,45 @@ describe('segments', () => {
     await again.close();
   });
 
+  it('recovery reads a segment in windows: any window size gives the state and entries of one whole read', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, { segmentBytesMax: 1 << 20, recordBytesMax: 1 << 16 });
+    // Records from 33 bytes to larger than most windows, with overwrites and a hard state among them.
+    const sizes = [0, 1, 17, 200, 5000, 40_000, 3, 999];
+    const sizeOf = (i: number): number => sizes[i % sizes.length]!;
+    const want: { index: number; size: number }[] = [];
+    for (let i = 1; i <= 120; i++) {
+      await log.append([{ ...entry(1, i, 1, sizeOf(i)) }]);
+      want.push({ index: i, size: sizeOf(i) });
+      if (i % 40 === 0) {
+        await log.append([{ kind: 'hardState', group: G(1), term: T(1), vote: nodeId(3), commit: I(i - 5) }]);
+        await log.append([entry(1, i - 2, 2, 11), entry(1, i - 1, 2, 11), entry(1, i, 2, 11)]);
+        want.splice(i - 3, 3, ...[i - 2, i - 1, i].map((index) => ({ index, size: 11 })));
+      }
+    }
+    await log.close();
+    for (const scanWindowBytes of [16, 100, 4095, 65_536, 1 << 22]) {
+      const again = await openLog(dir, {
+        segmentBytesMax: 1 << 20,
+        recordBytesMax: 1 << 16,
+        scanWindowBytes,
+      });
+      expect(again.recovery.cut, `window ${scanWindowBytes}`).toBeUndefined();
+      expect(again.groupState(G(1))).toMatchObject({
+        firstIndex: 1,
+        lastIndex: 120,
+        hardState: { commit: 115 },
+      });
+      const got = await again.readEntries(G(1), I(1), I(120), 1 << 30);
+      expect(got.map((e) => [e.index, e.payload.length])).toEqual(want.map((w) => [w.index, w.size]));
+      const bad = got.filter(
+        (e) => Buffer.compare(e.payload, payloadFor(1, e.index, e.term, e.payload.length)) !== 0,
+      );
+      expect(bad.map((e) => e.index)).toEqual([]);
+      await again.close();
+    }
+  });
+
   it('keeps the active segment even when everything is released', async () => {
     const dir = tempDir();
     const log = await openLog(dir, opts);
