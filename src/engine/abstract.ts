@@ -130,12 +130,21 @@ export async function claimDir(dir: string, kind: EngineKind): Promise<void> {
   }
 }
 
+/** An engine's work on a packed batch done ahead of its turn (see _prepare); freed by discard(). */
+export interface PreparedWrites {
+  discard(): void;
+}
+
 export abstract class AbstractEngine implements Engine {
   abstract readonly kind: EngineKind;
   abstract readonly supports: EngineSupports;
   readonly dir: string;
   protected readonly syncEachBatch: boolean;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Commits of batches queued ahead (see _queuesInOrder); settles once all of them have. */
+  private commitsAhead: Promise<unknown> = Promise.resolve();
+  /** Per group, the position of the last batch queued ahead: what the store holds once it commits. */
+  private readonly positionsAhead = new Map<GroupId, { index: LogIndex; seq: Seq }>();
   private readonly scratchKey = Buffer.allocUnsafeSlow(6 + limits.keyBytesMax);
   private state: 'open' | 'closing' | 'closed' = 'open';
 
@@ -160,8 +169,35 @@ export abstract class AbstractEngine implements Engine {
     limit: number,
     view?: ReadView,
   ): Promise<RawEntry[]>;
-  /** Writes `packed` (if any), then `ops`, as one atomic batch (in order: a later op on a key wins). */
-  abstract _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void>;
+  /**
+   * Writes `packed` (if any), then `ops`, as one atomic batch (in order: a later op on a key wins).
+   * `prepared` is what _prepare returned for `packed`, if anything.
+   */
+  abstract _write(
+    ops: readonly RawOp[],
+    sync: boolean,
+    packed?: PackedWrites,
+    prepared?: PreparedWrites,
+  ): Promise<void>;
+  /**
+   * Work on a trusted-order packed batch that needs nothing the store holds, done when the batch
+   * arrives rather than in its turn (LevelDB builds its write batch here while the batch before
+   * it is written). Handed to _write with the batch; undefined: nothing done ahead.
+   */
+  _prepare(_packed: PackedWrites): PreparedWrites | undefined {
+    return undefined;
+  }
+  /**
+   * Whether a _write of this many operations has queued all of them, in the order of the calls,
+   * by the time it returns, and commits them in that order (lmdb-js: one write thread). Such a
+   * trusted-order packed batch is queued as soon as the batch before it is queued, not once it
+   * has committed: the engine's thread never waits for the JS thread between replay chunks or
+   * memtable flushes. Jobs that read (the reconciler, compaction, snapshots) still run only after
+   * every queued batch has committed.
+   */
+  _queuesInOrder(_operations: number): boolean {
+    return false;
+  }
   abstract _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void>;
   abstract _sync(): Promise<void>;
   abstract _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void>;
@@ -173,10 +209,19 @@ export abstract class AbstractEngine implements Engine {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  /** Runs `job` after every mutation queued before it (one writer per instance). */
+  /** Runs `job` after every mutation queued before it has committed (one writer per instance). */
   _exclusive<T>(job: () => Promise<T>): Promise<T> {
+    return this.inTurn(async () => {
+      await this.commitsAhead;
+      this.positionsAhead.clear(); // the store holds them now
+      return job();
+    });
+  }
+
+  /** Runs `job` once the jobs before it are done (batches queued ahead may still be committing). */
+  private inTurn<T>(job: () => Promise<T>): Promise<T> {
     assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
-    const run = this.queue.then(job, job);
+    const run = this.queue.then(job);
     this.queue = run.catch(() => undefined);
     return run.catch((e: unknown) => {
       throw mapIoError(e);
@@ -337,12 +382,37 @@ export abstract class AbstractEngine implements Engine {
     meta: readonly MetaWrite[] = [],
   ): Promise<ApplyResult> {
     this.checkBatch(group, appliedIndex, highestSeq, packed.count, meta);
-    return this._exclusive(async () => {
-      const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
-      if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
-      await this._write(this.withPosition(group, [], meta, appliedIndex, seq), this.syncEachBatch, packed);
-      return { stored: packed.count, ignored: 0 };
-    });
+    const result = { stored: packed.count, ignored: 0 };
+    if (!this.syncEachBatch && this._queuesInOrder(packed.count + meta.length + 1)) {
+      const { committed } = await this.inTurn(async () => {
+        const ahead = this.positionsAhead.get(group);
+        const seq = ahead
+          ? this.positionAfter(ahead, appliedIndex, highestSeq)
+          : await this.nextAppliedSeq(group, appliedIndex, highestSeq);
+        if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
+        const write = this._write(this.withPosition(group, [], meta, appliedIndex, seq), false, packed);
+        this.positionsAhead.set(group, { index: appliedIndex, seq });
+        const settled = write.catch(() => this.positionsAhead.clear()); // a failed engine is re-read
+        this.commitsAhead = Promise.all([this.commitsAhead, settled]);
+        return { committed: write }; // not awaited here: the next batch may queue behind it now
+      });
+      await committed.catch((e: unknown) => {
+        throw mapIoError(e);
+      });
+      return result;
+    }
+    const prepared = this._prepare(packed);
+    try {
+      return await this._exclusive(async () => {
+        const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
+        if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
+        const ops = this.withPosition(group, [], meta, appliedIndex, seq);
+        await this._write(ops, this.syncEachBatch, packed, prepared);
+        return result;
+      });
+    } finally {
+      prepared?.discard();
+    }
   }
 
   /** What applyBatch and applyPacked check before anything is written. */
@@ -365,8 +435,17 @@ export abstract class AbstractEngine implements Engine {
   private async nextAppliedSeq(group: GroupId, appliedIndex: LogIndex, highestSeq: Seq): Promise<Seq> {
     const [rawApplied] = await this._getRaw([appliedKey(group)]);
     const prev = rawApplied === undefined ? undefined : decodeApplied(rawApplied);
+    return this.positionAfter(prev, appliedIndex, highestSeq);
+  }
+
+  /** nextAppliedSeq given the position before (stored, or queued ahead). */
+  private positionAfter(
+    prev: { index: number; seq: Uint8Array } | undefined,
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+  ): Seq {
     assert(prev === undefined || appliedIndex >= prev.index, `applied index goes back: ${appliedIndex}`);
-    return seqMax(prev?.seq ?? zeroSeq, highestSeq).slice() as Seq;
+    return seqMax((prev?.seq ?? zeroSeq) as Seq, highestSeq).slice() as Seq;
   }
 
   /** `ops` followed by the meta records and the group's applied position (one atomic batch). */
@@ -478,6 +557,7 @@ export abstract class AbstractEngine implements Engine {
     if (this.state !== 'open') return;
     this.state = 'closing';
     await this.queue;
+    await this.commitsAhead;
     await this._close();
     this.state = 'closed';
   }

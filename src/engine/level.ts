@@ -5,13 +5,25 @@
  * so everything written before it.
  */
 import { ClassicLevel } from 'classic-level';
-import { AbstractEngine, claimDir, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import {
+  AbstractEngine,
+  claimDir,
+  type PreparedWrites,
+  type RawEntry,
+  type RawOp,
+  type ReadView,
+} from './abstract.js';
 import type { PackedWrites } from './packed.js';
 import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 type Snapshot = ReturnType<Db['snapshot']>;
+type Batch = ReturnType<Db['batch']>;
+
+interface PreparedBatch extends PreparedWrites {
+  readonly batch: Batch;
+}
 
 interface LevelView extends ReadView {
   readonly snapshot: Snapshot;
@@ -89,13 +101,28 @@ export class LevelEngine extends AbstractEngine {
     }
   }
 
-  async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
+  /** The packed writes in a chained batch, built while the batch before is written (thread pool). */
+  override _prepare(packed: PackedWrites): PreparedBatch {
     const batch = this.db.batch();
     // The chained batch copies each key and record into LevelDB's WriteBatch at once; packed writes
     // go in about key order (the memtable's skip list inserts with locality).
-    packed?.forEach((key, record) => {
+    packed.forEach((key, record) => {
       batch.put(key, record);
     }, true);
+    return { batch, discard: () => void batch.close().catch(() => undefined) };
+  }
+
+  async _write(
+    ops: readonly RawOp[],
+    sync: boolean,
+    packed?: PackedWrites,
+    prepared?: PreparedWrites,
+  ): Promise<void> {
+    const batch = prepared
+      ? (prepared as PreparedBatch).batch
+      : packed
+        ? this._prepare(packed).batch
+        : this.db.batch();
     for (const op of ops) {
       if (op.value === undefined) batch.del(op.key);
       else batch.put(op.key, op.value);

@@ -163,6 +163,11 @@ export class LmdbEngine extends AbstractEngine {
     return out;
   }
 
+  /** Batches written by the write thread (below) are queued at once and committed in order. */
+  override _queuesInOrder(operations: number): boolean {
+    return operations >= limits.lmdbOffThreadWritesMin;
+  }
+
   async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
     // lmdb-js copies binary keys and values with Uint8Array.set: plain Uint8Arrays need no Buffer,
     // and the packed views may die at once.

@@ -216,8 +216,12 @@ export class GroupApplier {
       );
     }
     const start = this.appliedIndex + 1;
+    // Chunks grow from storeReplayChunkEntriesFirst to the most: the engines start writing after a
+    // short read, and write most entries in the larger transactions that LMDB inserts faster.
+    let chunk = Math.min(limits.storeReplayChunkEntriesFirst, limits.storeReplayChunkEntriesMax);
     const read = (i: number): Promise<PayloadRun[]> => {
-      const hi = Math.min(last, i + limits.storeReplayChunkEntriesMax - 1);
+      const hi = Math.min(last, i + chunk - 1);
+      chunk = Math.min(limits.storeReplayChunkEntriesMax, chunk * 2);
       return log.readPayloads(this.group, i as LogIndex, hi as LogIndex, limits.storeReplayChunkBytesMax);
     };
     // Three stages overlap: the next chunk is read (thread pool) and packed here while this one is

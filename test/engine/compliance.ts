@@ -488,6 +488,75 @@ export function engineCompliance(kind: EngineKind): void {
       ]);
     });
 
+    it('packed batches issued back to back commit in order, written ahead of their turn; a reconciled batch after them sees them all', async () => {
+      const e = await scratch.open(kind);
+      const g = freshGroup();
+      const k = freshKs();
+      // Record when the engine works on each batch: btree queues a batch behind the one before it
+      // is committed (lmdb-js commits in queue order), lsm builds it while the one before is written.
+      const events: string[] = [];
+      const impl = e as unknown as {
+        _write: (...a: unknown[]) => Promise<void>;
+        _prepare: (...a: unknown[]) => unknown;
+      };
+      const write = impl._write.bind(e);
+      const prepare = impl._prepare.bind(e);
+      let writes = 0;
+      impl._write = (...a) => {
+        const n = ++writes;
+        events.push(`write ${n}`);
+        return write(...a).finally(() => events.push(`written ${n}`));
+      };
+      impl._prepare = (...a) => {
+        events.push('prepare');
+        return prepare(...a);
+      };
+      const batches = 4;
+      const perBatch = 300; // above lmdbOffThreadWritesMin
+      const want = new Map<string, string>();
+      let s = 0;
+      const done: Promise<unknown>[] = [];
+      for (let b = 1; b <= batches; b++) {
+        const ws = Array.from({ length: perBatch }, (_, i) =>
+          put(k, `k${(i * 7 + b * 13) % 500}`, `b${b}-${i}`, seq(++s)),
+        );
+        for (const w of ws) want.set(dec(w.key), dec(w.value));
+        const src = Buffer.concat(ws.map((w) => Buffer.concat([w.seq, w.key, w.value])));
+        const packed = new PackedWrites(1, 1);
+        let at = 0;
+        for (const w of ws) {
+          const valueAt = at + 16 + w.key.length;
+          packed.put(k, src, at + 16, valueAt, src, at, src, valueAt, valueAt + w.value.length);
+          at = valueAt + w.value.length;
+        }
+        done.push(e.applyPacked(g, packed, logIndex(b), seq(1)));
+      }
+      // Issued before any of them committed: one lower-seq write to a key they hold, one new key.
+      const held = `k${(0 * 7 + batches * 13) % 500}`;
+      const reconciled = e.applyBatch(
+        g,
+        [put(k, held, 'stale', seq(1)), put(k, 'fresh', 'new', seq(++s))],
+        logIndex(batches + 1),
+        seq(s),
+      );
+      await Promise.all(done);
+      expect(await reconciled).toEqual({ stored: 1, ignored: 1 });
+      want.set('fresh', 'new');
+      const rows = await e.scan(k, { limit: 1000 });
+      expect(new Map(rows.map((r) => [dec(r.key), dec(r.value)]))).toEqual(want);
+      expect(await e.getApplied(g)).toEqual({ index: logIndex(batches + 1), seq: seq(s), installing: false });
+      if (kind === 'btree') {
+        // Every packed batch went to the write thread before the first one committed.
+        expect(events.indexOf(`write ${batches}`)).toBeLessThan(events.indexOf('written 1'));
+      } else {
+        // The second batch was built while the first was written.
+        expect(events.filter((x) => x === 'prepare').length).toBe(batches);
+        expect(events.indexOf('write 1')).toBeLessThan(events.indexOf('written 1'));
+        expect(events.slice(0, 3)).toEqual(['prepare', 'prepare', 'prepare']);
+      }
+      await e.close();
+    });
+
     it('destroy removes the instance directory', async () => {
       const dir = await scratch.dir();
       const e = await scratch.open(kind, dir);
