@@ -30,6 +30,11 @@ interface LevelView extends ReadView {
 }
 
 const encodings = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+/**
+ * LevelDB's block cache (default 8 MiB): 64 MiB kept gets of 200,000 random keys (~30 MB of
+ * tables) ~5-8% faster in an A/B in one process (every pass of six); filled only as blocks are read.
+ */
+const blockCacheBytes = 64 * 1024 * 1024;
 const getSyncKeysMax = 8;
 
 export class LevelEngine extends AbstractEngine {
@@ -51,7 +56,7 @@ export class LevelEngine extends AbstractEngine {
 
   static async open(dir: string, options: EngineOptions = {}): Promise<LevelEngine> {
     await claimDir(dir, 'lsm');
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, encodings);
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { ...encodings, cacheSize: blockCacheBytes });
     await db.open();
     const engine = new LevelEngine(dir, options, db);
     const root = await db.get(rootKey);
