@@ -159,9 +159,15 @@ export abstract class AbstractEngine implements Engine {
     return Promise.resolve();
   }
   abstract _openView(): ReadView;
+  /** Point reads; each result is a buffer of the caller's own. */
   abstract _getRaw(keys: readonly Uint8Array[], view?: ReadView): Promise<(Uint8Array | undefined)[]>;
-  /** One read on the calling thread; the result may be a reused buffer (decode it at once). null: busy. */
+  /**
+   * One read on the calling thread; the result may be a reused buffer (decode it at once) unless
+   * rawSyncOwned. null: busy.
+   */
   abstract _getRawSync(key: Uint8Array): Uint8Array | undefined | null;
+  /** Whether _getRawSync's buffers are the caller's own (LevelDB's are fresh; LMDB's are reused). */
+  protected readonly rawSyncOwned: boolean = false;
   /** Entries with gte <= key < lt (lt undefined: no bound), ascending, at most `limit`. */
   abstract _range(
     gte: Uint8Array,
@@ -246,7 +252,7 @@ export abstract class AbstractEngine implements Engine {
     const at = writeVarint(this.scratchKey, 0, keyspace + 1);
     this.scratchKey.set(key, at);
     const raw = this._getRawSync(this.scratchKey.subarray(0, at + key.length));
-    return raw === undefined || raw === null ? raw : decodeRecord(raw);
+    return raw === undefined || raw === null ? raw : decodeRecord(raw, this.rawSyncOwned);
   }
 
   async getMany(
@@ -259,7 +265,7 @@ export abstract class AbstractEngine implements Engine {
       return dataKey(keyspacePrefix(r.keyspace), r.key);
     });
     const raws = await this._getRaw(keys);
-    return raws.map((raw) => (raw === undefined ? undefined : decodeRecord(raw)));
+    return raws.map((raw) => (raw === undefined ? undefined : decodeRecord(raw, true)));
   }
 
   async getApplied(group: GroupId): Promise<AppliedPosition> {

@@ -157,12 +157,20 @@ function copyOut(raw: Uint8Array): Uint8Array {
   return out;
 }
 
-export function decodeRecord(raw: Uint8Array): EngineRecord {
+function plainView(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+/**
+ * The record in `raw`. `owned`: raw is the caller's to keep and change (a fresh buffer from the
+ * engine), so seq and value are views into it; otherwise (a buffer the engine reuses) into a copy.
+ */
+export function decodeRecord(raw: Uint8Array, owned = false): EngineRecord {
   check(raw.length >= seqBytes, 'record shorter than a seq');
   const tombstone = ((raw[0] as number) & tombstoneBit) !== 0;
   check(!tombstone || raw.length === seqBytes, 'tombstone with a value');
-  // One copy (the raw buffer may be reused by the engine), seq and value are views into it.
-  const copy = copyOut(raw);
+  // A plain Uint8Array either way (not a Buffer: results compare equal whatever the engine).
+  const copy = !owned ? copyOut(raw) : raw.constructor === Uint8Array ? raw : plainView(raw);
   copy[0] = (copy[0] as number) & ~tombstoneBit;
   return { seq: copy.subarray(0, seqBytes) as Seq, tombstone, value: copy.subarray(seqBytes) };
 }

@@ -48,6 +48,7 @@ export class LevelEngine extends AbstractEngine {
     tombstones: true,
   };
   private readonly db: Db;
+  protected override readonly rawSyncOwned = true;
 
   private constructor(dir: string, options: EngineOptions, db: Db) {
     super(dir, options);
