@@ -3,10 +3,8 @@
  * primitives (_getRaw, _range, _write, _clearRange, ...). Everything that mutates goes through one
  * queue per instance, so the reconciler's read-then-write is atomic without locks in the engines.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { assert } from '../lib/assert.js';
-import { TesseraError } from '../lib/errors.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { logIndex } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -20,11 +18,9 @@ import {
   decodeRecord,
   encodeApplied,
   encodeRecord,
-  formatVersion,
   keyspacePrefix,
   metaKey,
   metaPrefixLength,
-  seqBytes,
   successor,
   tombstoneBit,
   writeVarint,
@@ -49,9 +45,21 @@ import type {
   SnapshotInfo,
   SnapshotOptions,
 } from './types.js';
-import { keyspaceIdMax } from './types.js';
 import { PackedWrites } from './packed.js';
 import { installSnapshot, streamSnapshot } from './snapshot-io.js';
+import {
+  checkGroup,
+  checkKey,
+  checkKeyspace,
+  checkMeta,
+  checkSeq,
+  checkValue,
+  checkWrite,
+  claimDir,
+  mapIoError,
+} from './checks.js';
+
+export { checkKey, checkSeq, checkValue, claimDir, mapIoError };
 
 export interface RawEntry {
   readonly key: Uint8Array;
@@ -71,64 +79,6 @@ export interface ReadView {
 
 const latin1 = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-
-export function checkKey(key: Uint8Array): void {
-  assert(key instanceof Uint8Array, 'key must be a Uint8Array');
-  if (key.length === 0) throw new TesseraError('KEY_EMPTY', 'a key must be at least 1 byte long');
-  if (key.length > limits.keyBytesMax) {
-    throw new TesseraError('KEY_TOO_LARGE', `key is ${key.length} bytes; at most ${limits.keyBytesMax}`);
-  }
-}
-
-export function checkValue(value: Uint8Array): void {
-  assert(value instanceof Uint8Array, 'value must be a Uint8Array');
-  if (value.length > limits.valueBytesMax) {
-    throw new TesseraError(
-      'VALUE_TOO_LARGE',
-      `value is ${value.length} bytes; at most ${limits.valueBytesMax}`,
-    );
-  }
-}
-
-export function checkSeq(seq: Seq): void {
-  assert(seq instanceof Uint8Array && seq.length === seqBytes, 'a seq is 16 bytes');
-  assert(((seq[0] as number) & tombstoneBit) === 0, 'a seq has its top bit clear');
-}
-
-function checkKeyspace(ks: KeyspaceId): void {
-  assert(Number.isInteger(ks) && ks >= 0 && ks <= keyspaceIdMax, `bad keyspace ${ks}`);
-}
-
-function checkGroup(group: GroupId): void {
-  assert(Number.isInteger(group) && group >= 0 && group <= 0xffff_ffff, `bad group ${group}`);
-}
-
-/** Maps "disk full" failures of either library to DISK_FULL; everything else passes through. */
-export function mapIoError(e: unknown): unknown {
-  const msg = e instanceof Error ? `${e.message} ${(e as { code?: string }).code ?? ''}` : String(e);
-  if (/ENOSPC|No space left|MDB_MAP_FULL|disk full/i.test(msg)) {
-    return new TesseraError('DISK_FULL', `index engine: ${msg}`);
-  }
-  return e;
-}
-
-/**
- * Marks `dir` as holding an instance of `kind` (file ENGINE: "tessera-<kind> v<format>"), or checks
- * the mark: opening a directory of the other kind (or a newer format) is refused, never reformatted.
- */
-export async function claimDir(dir: string, kind: EngineKind): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, 'ENGINE');
-  const want = `tessera-${kind} v${formatVersion}\n`;
-  const have = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return undefined;
-    throw e;
-  });
-  if (have === undefined) await writeFile(path, want, { flag: 'wx' });
-  else if (have !== want) {
-    throw new TesseraError('CORRUPTION', `${dir} holds "${have.trim()}", not "${want.trim()}"`);
-  }
-}
 
 /** An engine's work on a packed batch done ahead of its turn (see _prepare); freed by discard(). */
 export interface PreparedWrites {
@@ -572,19 +522,6 @@ export abstract class AbstractEngine implements Engine {
     await this.close();
     await this._destroy();
   }
-}
-
-function checkWrite(w: EngineWrite): void {
-  checkKeyspace(w.keyspace);
-  checkKey(w.key);
-  checkSeq(w.seq);
-  if (w.type === 'put') checkValue(w.value);
-  else assert(w.type === 'delete', 'write type');
-}
-
-function checkMeta(m: MetaWrite): void {
-  assert(m.key.length >= 1 && m.key.length <= limits.engineMetaKeyBytesMax, 'bad meta key');
-  assert(m.value === undefined || m.value.length <= limits.engineMetaValueBytesMax, 'meta value too large');
 }
 
 /** The smallest key after `k`. */

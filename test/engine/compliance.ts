@@ -517,9 +517,10 @@ export function engineCompliance(kind: EngineKind): void {
       let s = 0;
       const done: Promise<unknown>[] = [];
       for (let b = 1; b <= batches; b++) {
-        const ws = Array.from({ length: perBatch }, (_, i) =>
-          put(k, `k${(i * 7 + b * 13) % 500}`, `b${b}-${i}`, seq(++s)),
-        );
+        const ws = Array.from({ length: perBatch }, (_, i) => {
+          const w = put(k, `k${(i * 7 + b * 13) % 500}`, `b${b}-${i}`, seq(++s));
+          return { ...w, value: w.type === 'put' ? w.value : new Uint8Array(0) };
+        });
         for (const w of ws) want.set(dec(w.key), dec(w.value));
         const src = Buffer.concat(ws.map((w) => Buffer.concat([w.seq, w.key, w.value])));
         const packed = new PackedWrites(1, 1);
