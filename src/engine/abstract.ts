@@ -53,13 +53,9 @@ import {
   checkKeyspace,
   checkMeta,
   checkSeq,
-  checkValue,
   checkWrite,
-  claimDir,
   mapIoError,
 } from './checks.js';
-
-export { checkKey, checkSeq, checkValue, claimDir, mapIoError };
 
 export interface RawEntry {
   readonly key: Uint8Array;
@@ -341,12 +337,8 @@ export abstract class AbstractEngine implements Engine {
     const result = { stored: packed.count, ignored: 0 };
     if (!this.syncEachBatch && this._queuesInOrder(packed.count + meta.length + 1)) {
       const { committed } = await this.inTurn(async () => {
-        const ahead = this.positionsAhead.get(group);
-        const seq = ahead
-          ? this.positionAfter(ahead, appliedIndex, highestSeq)
-          : await this.nextAppliedSeq(group, appliedIndex, highestSeq);
-        if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
-        const write = this._write(this.withPosition(group, [], meta, appliedIndex, seq), false, packed);
+        const { ops, seq } = await this.packedPosition(group, packed, meta, appliedIndex, highestSeq);
+        const write = this._write(ops, false, packed);
         this.positionsAhead.set(group, { index: appliedIndex, seq });
         const settled = write.catch(() => this.positionsAhead.clear()); // a failed engine is re-read
         this.commitsAhead = Promise.all([this.commitsAhead, settled]);
@@ -360,9 +352,7 @@ export abstract class AbstractEngine implements Engine {
     const prepared = this._prepare(packed);
     try {
       return await this._exclusive(async () => {
-        const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
-        if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
-        const ops = this.withPosition(group, [], meta, appliedIndex, seq);
+        const { ops } = await this.packedPosition(group, packed, meta, appliedIndex, highestSeq);
         await this._write(ops, this.syncEachBatch, packed, prepared);
         return result;
       });
@@ -392,6 +382,25 @@ export abstract class AbstractEngine implements Engine {
     const [rawApplied] = await this._getRaw([appliedKey(group)]);
     const prev = rawApplied === undefined ? undefined : decodeApplied(rawApplied);
     return this.positionAfter(prev, appliedIndex, highestSeq);
+  }
+
+  /**
+   * The meta and position records a packed batch ends with, and the seq of that position: after
+   * the position queued ahead for the group if there is one, else after the stored one.
+   */
+  private async packedPosition(
+    group: GroupId,
+    packed: PackedWrites,
+    meta: readonly MetaWrite[],
+    appliedIndex: LogIndex,
+    highestSeq: Seq,
+  ): Promise<{ ops: RawOp[]; seq: Seq }> {
+    const ahead = this.positionsAhead.get(group);
+    const seq = ahead
+      ? this.positionAfter(ahead, appliedIndex, highestSeq)
+      : await this.nextAppliedSeq(group, appliedIndex, highestSeq);
+    if (compareSeq(packed.highSeq as Seq, seq) > 0) seq.set(packed.highSeq);
+    return { ops: this.withPosition(group, [], meta, appliedIndex, seq), seq };
   }
 
   /** nextAppliedSeq given the position before (stored, or queued ahead). */

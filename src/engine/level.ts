@@ -5,14 +5,8 @@
  * so everything written before it.
  */
 import { ClassicLevel } from 'classic-level';
-import {
-  AbstractEngine,
-  claimDir,
-  type PreparedWrites,
-  type RawEntry,
-  type RawOp,
-  type ReadView,
-} from './abstract.js';
+import { AbstractEngine, type PreparedWrites, type RawEntry, type RawOp, type ReadView } from './abstract.js';
+import { claimDir } from './checks.js';
 import type { PackedWrites } from './packed.js';
 import { checkRoot, encodeRoot, rootKey } from './keys.js';
 import type { EngineOptions, EngineSupports } from './types.js';

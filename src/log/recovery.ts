@@ -167,7 +167,7 @@ async function scanSegment(
   windowBytes: number,
 ): Promise<SegmentScan> {
   const fd = await io.openForAppend(file, false);
-  // The read in flight (the bytes after buf) and how many bytes it asked for.
+  // The read in flight (the bytes after buf), and below, how many bytes it asked for.
   let next: Promise<Buffer> | undefined;
   try {
     let buf = await io.read(fd, windowBytes, 0);
@@ -181,8 +181,9 @@ async function scanSegment(
     for (;;) {
       const scan = scanRecords(buf, base, offset, segment, groups, recordBytesMax);
       records += scan.records;
+      // A clean end (reason undefined) is only ever at the end of buf, which wants a header more.
       const want = bytesWanted(buf, scan.at, recordBytesMax);
-      if (next === undefined || (scan.reason === undefined ? scan.at < buf.length : want === 0)) {
+      if (next === undefined || want === 0) {
         return { end: base + scan.at, reason: scan.reason, records };
       }
       // The record at scan.at runs into the next window: carry it over and read on (a record

@@ -9,7 +9,7 @@
  * While one batch is being fsynced the next one gathers; applying batch k overlaps fsync of k + 1.
  */
 import path from 'node:path';
-import { checkKey, checkValue } from '../engine/abstract.js';
+import { checkKey, checkValue } from '../engine/checks.js';
 import { openEngine } from '../engine/index.js';
 import type { Engine, EngineKind, EngineRecord, KeyspaceId } from '../engine/types.js';
 import { TesseraError } from '../lib/errors.js';
