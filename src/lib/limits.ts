@@ -197,6 +197,11 @@ export const limits = {
   storeReplayChunkEntriesFirst: 8192,
   /** Bytes read per replay chunk (at least one entry). */
   storeReplayChunkBytesMax: 64 * 1024 * 1024,
+  /**
+   * Bytes of the log's scan buffers (4 MiB windows) kept at open for the replay that follows, so
+   * it neither reads nor checks those entries again; the rest is read from the segments.
+   */
+  storeReplayKeptBytesMax: 128 * 1024 * 1024,
   /** Records read from an engine are copied into shared slabs of this size (one live slab). */
   engineReadSlabBytes: 64 * 1024,
   /** Larger records get an ArrayBuffer of their own. */

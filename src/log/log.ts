@@ -29,6 +29,7 @@ import { type Batch, chunkEnd, PendingBatches, type Waiter } from './batch.js';
 import { type LogIo, nodeIo } from './io.js';
 import { readEntryRange, readPayloadRuns, type SegmentReader } from './read.js';
 import { applyRecord, recoverLog, scanWindowBytes } from './recovery.js';
+import { type KeepOptions, KeptEntries } from './retain.js';
 import {
   type GroupState,
   header,
@@ -47,6 +48,11 @@ export interface LogOptions {
   /** Bytes recovery reads of a segment at a time (default 4 MiB; tests use tiny windows). */
   scanWindowBytes?: number;
   io?: LogIo;
+  /**
+   * Entries to keep in memory from recovery's scan for the reads right after the open (a replay):
+   * readPayloads serves them without reading and checking them again. See retain.ts.
+   */
+  keep?: KeepOptions;
 }
 
 /** What admission knows of a group: enough to check and place records before they are durable. */
@@ -93,10 +99,12 @@ export class Log {
   private closed = false;
   private readsInFlight = 0;
   private deleting = false;
+  /** Entries kept from recovery's scan for the first reads (LogOptions.keep). */
+  private kept: KeptEntries | undefined;
 
   private constructor(
     dir: string,
-    opts: Required<LogOptions>,
+    opts: Required<Omit<LogOptions, 'keep'>>,
     groups: Map<number, GroupLog>,
     segments: number[],
   ) {
@@ -115,7 +123,7 @@ export class Log {
 
   /** Opens (recovering) the log in `dir`, creating it if needed. */
   static async open(dir: string, options: LogOptions = {}): Promise<Log> {
-    const opts: Required<LogOptions> = {
+    const opts: Required<Omit<LogOptions, 'keep'>> = {
       segmentBytesMax: options.segmentBytesMax ?? limits.logSegmentBytesMax,
       recordBytesMax: options.recordBytesMax ?? limits.logRecordBytesMax,
       pendingBytesMax: options.pendingBytesMax ?? limits.logPendingBytesMax,
@@ -127,7 +135,8 @@ export class Log {
       'segment smaller than a record',
     );
     assert(opts.scanWindowBytes >= SEGMENT_HEADER_BYTES, 'scan window smaller than a segment header');
-    const rec = await recoverLog(opts.io, dir, opts.recordBytesMax, opts.scanWindowBytes);
+    const kept = options.keep === undefined ? undefined : new KeptEntries(options.keep);
+    const rec = await recoverLog(opts.io, dir, opts.recordBytesMax, opts.scanWindowBytes, kept);
     let tail = rec.tailBytes;
     if (rec.segments.length === 0) {
       const first = (rec.cut?.segment ?? 0) + 1;
@@ -143,6 +152,7 @@ export class Log {
     log.durableBytes = log.planBytes = tail;
     for (const s of rec.segments) log.fds.set(s, await opts.io.openForAppend(log.file(s), false));
     log.recovery = { records: rec.records, cut: rec.cut };
+    log.kept = kept;
     return log;
   }
 
@@ -244,7 +254,14 @@ export class Log {
       lo >= g.first && hi <= g.last && lo <= hi,
       `readPayloads: ${lo}..${hi} outside ${g.first}..${g.last}`,
     );
+    const kept = this.kept?.take(g, lo, hi, bytesMax);
+    if (kept !== undefined && kept.length > 0) return kept;
     return this.reading(() => readPayloadRuns(this.reader, g, lo, hi, bytesMax));
+  }
+
+  /** Drops the entries kept from recovery's scan (LogOptions.keep) that were not read. */
+  releaseKept(): void {
+    this.kept = undefined;
   }
 
   /** Runs a read; released segments are deleted once no read is in flight. */
@@ -280,6 +297,7 @@ export class Log {
     if (this.closed) return;
     await this.sync();
     this.closed = true;
+    this.kept = undefined;
     for (const fd of this.fds.values()) await this.io.close(fd);
     this.fds.clear();
   }

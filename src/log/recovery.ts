@@ -19,6 +19,7 @@ import {
 } from './format.js';
 import { GroupLog } from './group.js';
 import type { LogIo } from './io.js';
+import type { KeptEntries } from './retain.js';
 
 /** Bytes of a segment read at a time by recovery's scan (the default; tests use tiny windows). */
 export const scanWindowBytes = 4 * 1024 * 1024;
@@ -111,6 +112,7 @@ function scanRecords(
   segment: number,
   groups: Map<number, GroupLog>,
   recordBytesMax: number,
+  keep: KeptEntries | undefined,
 ): { at: number; reason: string | undefined; records: number } {
   let records = 0;
   for (;;) {
@@ -119,6 +121,14 @@ function scanRecords(
       if (!applyEntryAt(groups, buf, offset, base + offset, length, segment)) {
         return { at: offset, reason: 'record breaks the log order', records };
       }
+      keep?.entry(
+        buf.readUInt32BE(offset + 12),
+        u64At(buf, offset + 24),
+        buf,
+        offset,
+        segment,
+        base + offset,
+      );
       offset += length;
       records++;
       continue;
@@ -165,6 +175,7 @@ async function scanSegment(
   groups: Map<number, GroupLog>,
   recordBytesMax: number,
   windowBytes: number,
+  keep: KeptEntries | undefined,
 ): Promise<SegmentScan> {
   const fd = await io.openForAppend(file, false);
   // The read in flight (the bytes after buf), and below, how many bytes it asked for.
@@ -179,7 +190,7 @@ async function scanSegment(
     let asked = windowBytes;
     next = buf.length < asked ? undefined : io.read(fd, asked, asked);
     for (;;) {
-      const scan = scanRecords(buf, base, offset, segment, groups, recordBytesMax);
+      const scan = scanRecords(buf, base, offset, segment, groups, recordBytesMax, keep);
       records += scan.records;
       // A clean end (reason undefined) is only ever at the end of buf, which wants a header more.
       const want = bytesWanted(buf, scan.at, recordBytesMax);
@@ -216,6 +227,7 @@ export async function recoverLog(
   dir: string,
   recordBytesMax: number,
   windowBytes: number = scanWindowBytes,
+  keep?: KeptEntries,
 ): Promise<RecoveredLog> {
   await io.mkdirp(dir);
   const all = await listSegments(io, dir);
@@ -227,7 +239,7 @@ export async function recoverLog(
   for (let i = 0; i < all.length; i++) {
     const segment = all[i]!;
     const file = path.join(dir, segmentFileName(segment));
-    const scan = await scanSegment(io, file, segment, groups, recordBytesMax, windowBytes);
+    const scan = await scanSegment(io, file, segment, groups, recordBytesMax, windowBytes, keep);
     records += scan.records;
     if (scan.reason === undefined) {
       segments.push(segment);

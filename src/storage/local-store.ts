@@ -129,9 +129,21 @@ export class LocalStore {
       btree: await openEngine('btree', path.join(dir, 'btree')),
       lsm: await openEngine('lsm', path.join(dir, 'lsm')),
     };
-    const log = await openLog(path.join(dir, 'log'), opts.log);
     const applier = await GroupApplier.open(LOCAL_GROUP, engines);
-    const replayed = await applier.recover(log);
+    // The scan keeps the entries replay reads next in memory (no second read and CRC pass).
+    const log = await openLog(path.join(dir, 'log'), {
+      keep: {
+        from: (group) => (group === LOCAL_GROUP ? applier.appliedIndex + 1 : undefined),
+        bytesMax: limits.storeReplayKeptBytesMax,
+      },
+      ...opts.log,
+    });
+    let replayed: number;
+    try {
+      replayed = await applier.recover(log);
+    } finally {
+      log.releaseKept();
+    }
     const store = new LocalStore(dir, log, engines, applier, opts);
     store.replayed = replayed;
     return store;

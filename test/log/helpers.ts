@@ -62,3 +62,29 @@ export function segmentFiles(dir: string): string[] {
     .filter((n) => n.endsWith('.log'))
     .sort();
 }
+
+/**
+ * readAll through the bulk path (readPayloads, as replay reads, from the entries an open kept
+ * when it was asked to): a loop, since a read may give fewer entries than asked.
+ */
+export async function readAllPayloads(log: Log, group: number, size = 40): Promise<[number, number][]> {
+  const st = log.groupState(G(group));
+  if (!st || st.lastIndex < st.firstIndex) return [];
+  const out: [number, number][] = [];
+  for (let next = st.firstIndex as number; next <= st.lastIndex; ) {
+    const runs = await log.readPayloads(G(group), I(next), st.lastIndex, 1 << 30);
+    for (const r of runs) {
+      if (r.first !== next) throw new Error(`run starts at ${r.first}, want ${next}`);
+      r.starts.forEach((s, k) => {
+        const t = log.term(G(group), I(next + k))!;
+        const want = payloadFor(group, next + k, t, size);
+        if (Buffer.compare(Buffer.from(want), r.buf.subarray(s, r.ends[k])) !== 0) {
+          throw new Error(`payload mismatch at ${next + k}`);
+        }
+        out.push([next + k, t]);
+      });
+      next += r.starts.length;
+    }
+  }
+  return out;
+}
