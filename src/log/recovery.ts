@@ -165,8 +165,10 @@ function bytesWanted(buf: Buffer, at: number, recordBytesMax: number): number {
 
 /**
  * Scans one segment file in windows of `windowBytes`, reading the next window (thread pool) while
- * this one is scanned; a record that straddles two windows is carried into the next one. Never holds
- * more than two windows and a record, whatever the segment's size.
+ * this one is scanned. A record that straddles windows is copied alone into a buffer of its own
+ * (the windows are not joined: that would copy every byte once more), scanned there, and the scan
+ * goes on in the last window after it. Never holds more than two windows and a record, whatever
+ * the segment's size.
  */
 async function scanSegment(
   io: LogIo,
@@ -178,7 +180,7 @@ async function scanSegment(
   keep: KeptEntries | undefined,
 ): Promise<SegmentScan> {
   const fd = await io.openForAppend(file, false);
-  // The read in flight (the bytes after buf), and below, how many bytes it asked for.
+  // The read in flight (the bytes after the last window read), and below, how many bytes it asked for.
   let next: Promise<Buffer> | undefined;
   try {
     let buf = await io.read(fd, windowBytes, 0);
@@ -193,28 +195,40 @@ async function scanSegment(
       const scan = scanRecords(buf, base, offset, segment, groups, recordBytesMax, keep);
       records += scan.records;
       // A clean end (reason undefined) is only ever at the end of buf, which wants a header more.
-      const want = bytesWanted(buf, scan.at, recordBytesMax);
+      let want = bytesWanted(buf, scan.at, recordBytesMax);
       if (next === undefined || want === 0) {
         return { end: base + scan.at, reason: scan.reason, records };
       }
-      // The record at scan.at runs into the next window: carry it over and read on (a record
-      // larger than a window in one read).
+      // The record at scan.at runs into the next window: read on until its `want` bytes are here
+      // (first its header, then the length the header declares; a record larger than a window
+      // in one read), or the file ends (the record is then judged on what there is).
+      const at = base + scan.at;
       const parts = [buf.subarray(scan.at)];
       let bytes = parts[0]!.length;
       let readTo = base + buf.length;
-      while (next !== undefined) {
-        const more: Buffer = await next;
-        parts.push(more);
-        bytes += more.length;
-        readTo += more.length;
-        const eof = more.length < asked;
-        asked = Math.max(windowBytes, want - bytes);
-        next = eof ? undefined : io.read(fd, asked, readTo);
-        if (bytes >= want) break;
+      let record: Buffer;
+      for (;;) {
+        while (bytes < want && next !== undefined) {
+          const more: Buffer = await next;
+          parts.push(more);
+          bytes += more.length;
+          readTo += more.length;
+          const eof = more.length < asked;
+          asked = Math.max(windowBytes, want - bytes);
+          next = eof ? undefined : io.read(fd, asked, readTo);
+        }
+        record = Buffer.concat(parts, Math.min(want, bytes));
+        const wanted = bytesWanted(record, 0, recordBytesMax);
+        if (wanted === 0 || bytes < want) break;
+        want = wanted;
       }
-      base += scan.at;
-      buf = parts.length === 2 && parts[0]!.length === 0 ? parts[1]! : Buffer.concat(parts, bytes);
-      offset = 0;
+      const r = scanRecords(record, at, 0, segment, groups, recordBytesMax, keep);
+      records += r.records;
+      if (r.at < record.length) return { end: at + r.at, reason: r.reason, records };
+      // On in the last window read, after the record.
+      buf = parts[parts.length - 1]!;
+      base = readTo - buf.length;
+      offset = at + record.length - base;
     }
   } finally {
     await next?.catch(() => undefined); // a scan that stops early leaves a read in flight
