@@ -164,12 +164,18 @@ export const limits = {
   /** Writes per engine transaction when the memtable is flushed (lsm). */
   storeFlushBatchWritesMax: 16_384,
   /**
-   * The same for btree. LMDB reuses the pages a transaction frees only two transactions later, so
-   * large transactions of random keys leave up to ~2 transactions' worth of free pages in the file
-   * (a bounded amount, ~2 x 16,384 x 4 KiB at most; compact() removes them), but write 5-10x faster
-   * than transactions of 256 (measured: 256 -> ~22k writes/s, 16,384 -> ~220k writes/s).
+   * The same for btree: a whole flush in one transaction. LMDB reuses the pages a transaction
+   * frees only two transactions later, so large transactions of random keys leave up to ~2
+   * transactions' worth of free pages in the file (bounded by the tree's size: a transaction copies
+   * each page it touches once; compact() removes them), but write 5-10x faster than transactions of
+   * 256 (measured: 256 -> ~22k writes/s, 16,384 -> ~220k writes/s). Each commit writes about every
+   * page it touched, so fewer, larger ones write less: 200k puts, 256 writers, flushes of 65,536
+   * (4 rounds, in-process A/B): transactions of 16,384 -> 92-139k puts/s, 10-14.6 us CPU per put;
+   * 32,768 -> 119-157k, 8.2-11.2 us; 65,536 -> 124-160k, 7.9-10.2 us. The price: handing a
+   * transaction to lmdb-js's write thread holds the JS thread ~1 us per write (longest event-loop
+   * delay 35-104 / 43-71 / 93-135 ms; the 99th percentile stayed 3-12 ms in all three).
    */
-  storeFlushBatchWritesBtreeMax: 16_384,
+  storeFlushBatchWritesBtreeMax: 65_536,
   /**
    * btree batches of at least this many operations are written through lmdb-js's write thread
    * (asynchronous puts, one transaction per event turn) instead of on the JS thread.
@@ -179,9 +185,11 @@ export const limits = {
    * The memtable is flushed to the engines once it holds this many records (or when forced).
    * Measured (bench:storage, btree, 256 writers): 4,096 -> ~100k durable puts/s, 32,768 -> ~125k:
    * fewer, larger LMDB transactions write each dirty page once for more keys, and their background
-   * flushes slow the log's fdatasync less (0.65 vs 1.3 ms).
+   * flushes slow the log's fdatasync less (0.65 vs 1.3 ms); 65,536 with the btree transactions
+   * above: see storeFlushBatchWritesBtreeMax. Below storeMemtableRecordsMax, so that applies go on
+   * (~35k of them) while a flush is written.
    */
-  storeFlushRecordsMin: 32_768,
+  storeFlushRecordsMin: 65_536,
   /** Point reads coalesced into one engine call. */
   storeGetBatchMax: 10_000,
   /**
