@@ -19,11 +19,9 @@ export interface KeepOptions {
   bytesMax: number;
 }
 
-/** One group's kept entries: entry base+p is the record at[p] of bufs[p]; served ones are dropped. */
+/** One group's kept entries: entry base+p is the record at[p] of bufs[p] (undefined once served). */
 interface Kept {
   base: number;
-  /** Entries before this position were served (their buffer references dropped). */
-  head: number;
   bufs: (Buffer | undefined)[];
   at: number[];
   segment: number[];
@@ -49,14 +47,13 @@ export class KeptEntries {
     if (from === undefined || index < from) return;
     let k = this.groups.get(group);
     if (k === undefined) {
-      k = { base: index, head: 0, bufs: [], at: [], segment: [], offset: [] };
+      k = { base: index, bufs: [], at: [], segment: [], offset: [] };
       this.groups.set(group, k);
     }
     const p = index - k.base;
-    if (p < k.head || p > k.bufs.length) {
+    if (p < 0 || p > k.bufs.length) {
       // Before what is kept, or after a gap: start over from this entry.
       k.base = index;
-      k.head = 0;
       truncate(k, 0);
     } else if (p < k.bufs.length) {
       truncate(k, p);
@@ -104,8 +101,7 @@ export class KeptEntries {
       runs.push({ first: i as LogIndex, buf, starts, ends });
       i = j + 1;
     }
-    if (i > lo) k.head = Math.max(k.head, i - k.base);
-    if (k.head >= k.bufs.length) this.groups.delete(g.group);
+    if (i - k.base >= k.bufs.length) this.groups.delete(g.group); // all served
     return runs;
   }
 
@@ -113,19 +109,12 @@ export class KeptEntries {
   private current(k: Kept, g: GroupLog, i: number): boolean {
     const p = i - k.base;
     return (
-      p >= k.head &&
+      p >= 0 &&
       p < k.bufs.length &&
       k.bufs[p] !== undefined &&
       k.segment[p] === g.segmentOf(i) &&
       k.offset[p] === g.offsetOf(i)
     );
-  }
-
-  /** Entries kept and not yet served (for tests). */
-  get size(): number {
-    let n = 0;
-    for (const k of this.groups.values()) n += k.bufs.length - k.head;
-    return n;
   }
 }
 
