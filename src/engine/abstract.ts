@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import { assert } from '../lib/assert.js';
 import type { GroupId, LogIndex, Seq } from '../lib/ids.js';
 import { logIndex } from '../lib/ids.js';
+import { TesseraError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { compareSeq, seqMax } from '../sequencer/seq.js';
 import {
@@ -91,6 +92,12 @@ export abstract class AbstractEngine implements Engine {
   private commitsAhead: Promise<unknown> = Promise.resolve();
   /** Per group, the position of the last batch queued ahead: what the store holds once it commits. */
   private readonly positionsAhead = new Map<GroupId, { index: LogIndex; seq: Seq }>();
+  /**
+   * Why a batch queued ahead failed. The caller may have queued batches after it that the engine
+   * refused, and may queue more before it sees the failure: this instance writes nothing more
+   * (reads go on); a reopen replays from the stored position.
+   */
+  private aheadFailure: unknown;
   private readonly scratchKey = Buffer.allocUnsafeSlow(6 + limits.keyBytesMax);
   private state: 'open' | 'closing' | 'closed' = 'open';
 
@@ -150,6 +157,15 @@ export abstract class AbstractEngine implements Engine {
   _queuesInOrder(_operations: number): boolean {
     return false;
   }
+  /**
+   * Writes a trusted-order packed batch (`packed`, then `ops`, atomically) queued behind every
+   * batch queued before it (only where _queuesInOrder). It commits only if each of those did: a
+   * batch behind a failed one fails too and leaves nothing in the store, so the store always holds
+   * a prefix of the queued batches and an applied position never covers entries it lacks.
+   */
+  _writeAhead(_ops: readonly RawOp[], _packed: PackedWrites): Promise<void> {
+    return Promise.reject(new Error(`engine ${this.kind} does not queue batches ahead`));
+  }
   abstract _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void>;
   abstract _sync(): Promise<void>;
   abstract _compact(gte?: Uint8Array, lt?: Uint8Array): Promise<void>;
@@ -170,14 +186,27 @@ export abstract class AbstractEngine implements Engine {
     });
   }
 
-  /** Runs `job` once the jobs before it are done (batches queued ahead may still be committing). */
+  /**
+   * Runs `job` once the jobs before it are done (batches queued ahead may still be committing);
+   * refused once a batch queued ahead has failed (see aheadFailure).
+   */
   private inTurn<T>(job: () => Promise<T>): Promise<T> {
     assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
-    const run = this.queue.then(job);
+    const run = this.queue.then(() => {
+      if (this.aheadFailure !== undefined) throw this.refusal(this.aheadFailure);
+      return job();
+    });
     this.queue = run.catch(() => undefined);
     return run.catch((e: unknown) => {
       throw mapIoError(e);
     });
+  }
+
+  /** The error for a write after a failed commit: the failure's code (DISK_FULL...) if it has one. */
+  private refusal(cause: unknown): Error {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const message = `index engine ${this.kind}: no writes after a failed commit (${why}); reopen to recover`;
+    return cause instanceof TesseraError ? new TesseraError(cause.code, message) : new Error(message);
   }
 
   protected assertOpen(): void {
@@ -338,9 +367,12 @@ export abstract class AbstractEngine implements Engine {
     if (!this.syncEachBatch && this._queuesInOrder(packed.count + meta.length + 1)) {
       const { committed } = await this.inTurn(async () => {
         const { ops, seq } = await this.packedPosition(group, packed, meta, appliedIndex, highestSeq);
-        const write = this._write(ops, false, packed);
+        const write = this._writeAhead(ops, packed);
         this.positionsAhead.set(group, { index: appliedIndex, seq });
-        const settled = write.catch(() => this.positionsAhead.clear()); // a failed engine is re-read
+        const settled = write.catch((e: unknown) => {
+          this.positionsAhead.clear();
+          this.aheadFailure ??= mapIoError(e);
+        });
         this.commitsAhead = Promise.all([this.commitsAhead, settled]);
         return { committed: write }; // not awaited here: the next batch may queue behind it now
       });

@@ -5,6 +5,7 @@
  * Root:      0x00                                     instance info (format version, kind)
  * Applied:   0x00 ++ varint(group + 1) ++ 0x00        group's applied position
  * Meta:      0x00 ++ varint(group + 1) ++ 0x01 ++ k   group's meta record k
+ * Chain:     0x00 0x00                                btree: the commit chain (float64 LE counter)
  *
  * varint is unsigned LEB128: prefix-free, 1 byte below 127. Record value: the 16-byte seq, with the
  * top bit of its first byte set for a tombstone (a real seq's nanosecond timestamp never sets it),
@@ -22,6 +23,12 @@ export const seqBytes = 16;
 export const tombstoneBit = 0x80;
 export const zeroSeq = new Uint8Array(seqBytes) as Seq;
 export const rootKey = Uint8Array.of(0x00);
+/**
+ * btree's commit chain: each batch queued ahead on lmdb-js's write thread commits only if the chain
+ * still holds the value the batch before it set, and advances it (see LmdbEngine._writeAhead).
+ * varint(group + 1) is never 0, so the key is no group's.
+ */
+export const chainKey = Uint8Array.of(0x00, 0x00);
 const appliedTag = 0x00;
 const metaTag = 0x01;
 
@@ -210,6 +217,21 @@ export function decodeApplied(raw: Uint8Array): AppliedValue {
 }
 
 /** Root record: version u8 | kind length u8 | kind (ascii). */
+/** lmdb-js compares a condition's version with the value's first 8 bytes as a float64. */
+export function encodeChain(n: number): Uint8Array {
+  assert(Number.isSafeInteger(n) && n >= 0, 'bad commit chain value');
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setFloat64(0, n, true);
+  return out;
+}
+
+export function decodeChain(raw: Uint8Array): number {
+  check(raw.length === 8, 'commit chain record length');
+  const n = new DataView(raw.buffer, raw.byteOffset, 8).getFloat64(0, true);
+  check(Number.isSafeInteger(n) && n >= 0, 'commit chain record value');
+  return n;
+}
+
 export function encodeRoot(kind: string): Uint8Array {
   const k = new TextEncoder().encode(kind);
   const out = new Uint8Array(2 + k.length);

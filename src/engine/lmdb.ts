@@ -6,15 +6,19 @@
  * { syncEachBatch: true } each batch resolves only once flushed.
  */
 import { rename, rm } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../lib/assert.js';
 import { limits } from '../lib/limits.js';
 import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { claimDir } from './checks.js';
-import { checkRoot, encodeRoot, rootKey } from './keys.js';
+import { chainKey, check, checkRoot, decodeChain, encodeChain, encodeRoot, rootKey } from './keys.js';
 import type { PackedWrites } from './packed.js';
 import type { EngineOptions, EngineSupports } from './types.js';
+
+// The commit chain's condition reads a float64 in the host's byte order (keys.ts encodes LE).
+assert(endianness() === 'LE', 'the btree engine needs a little-endian host');
 
 interface LmdbView extends ReadView {
   readonly txn: Transaction;
@@ -80,6 +84,13 @@ export class LmdbEngine extends AbstractEngine {
   /** Set while compact() swaps the file: reads wait for it. */
   private swapping: Promise<void> | undefined;
   private views = 0;
+  /**
+   * The commit chain's value once every batch queued ahead has committed (undefined: read it). It
+   * only grows, failed batches or not: a batch queued after a failed one must not commit.
+   */
+  private chainNext: number | undefined;
+  /** Set once a commit has failed (see _sync). */
+  private commitFailed = false;
 
   private constructor(dir: string, options: EngineOptions, db: Db) {
     super(dir, options);
@@ -97,6 +108,10 @@ export class LmdbEngine extends AbstractEngine {
       overlappingSync: !sync && options.lmdbMode !== 'noSync',
       compression: false,
       cache: false,
+      // Transactions only as the engine makes them (a block per batch, see _write and _writeAhead):
+      // lmdb-js's event-turn batch would add a commit promise of its own, nobody's, which rejects
+      // unhandled when that transaction's commit fails.
+      eventTurnBatching: false,
     }) as Db;
   }
 
@@ -105,11 +120,13 @@ export class LmdbEngine extends AbstractEngine {
     const db = LmdbEngine.openDb(dir, options);
     const engine = new LmdbEngine(dir, options, db);
     const root = db.getBinary(Buffer.from(rootKey));
-    if (root === undefined) {
-      await engine._write([{ key: rootKey, value: encodeRoot('btree') }], true);
-    } else {
-      checkRoot(root, 'btree');
-    }
+    const first: RawOp[] = [];
+    if (root === undefined) first.push({ key: rootKey, value: encodeRoot('btree') });
+    else checkRoot(root, 'btree');
+    // Stores written before the commit chain get one at 0.
+    if (db.getBinary(Buffer.from(chainKey)) === undefined)
+      first.push({ key: chainKey, value: encodeChain(0) });
+    if (first.length > 0) await engine._write(first, true);
     return engine;
   }
 
@@ -169,34 +186,41 @@ export class LmdbEngine extends AbstractEngine {
     return operations >= limits.lmdbOffThreadWritesMin;
   }
 
+  /**
+   * Commits only if every batch queued ahead before it did: the batch is one lmdb-js conditional
+   * block on the commit chain (see keys.ts), which it advances. lmdb-js settles each transaction on
+   * its own: without the chain, a batch queued behind one whose commit failed (EIO, ENOSPC) would
+   * commit, and its applied position would cover the failed batch's entries. With it, the later
+   * batch's condition fails on the write thread, so the store holds a prefix of the batches.
+   */
+  override async _writeAhead(ops: readonly RawOp[], packed: PackedWrites): Promise<void> {
+    const after = this.chainNext ?? this.storedChain();
+    this.chainNext = after + 1;
+    const next = encodeChain(after + 1);
+    const block = this.db.ifVersion(chainKey as Buffer, after, () => {
+      this.queueWrites(ops, packed);
+      this.db.put(chainKey as Buffer, next as Buffer);
+    });
+    let committed: boolean;
+    try {
+      committed = await block;
+    } catch (e) {
+      throw await this.commitCause(e);
+    }
+    // chainNext stays: every batch queued after this one expects a value it never got.
+    if (!committed) {
+      throw new Error('index engine: batch not written: a batch queued before it was not committed');
+    }
+  }
+
   async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
-    // lmdb-js copies binary keys and values with Uint8Array.set: plain Uint8Arrays need no Buffer,
-    // and the packed views may die at once.
     if (ops.length + (packed?.count ?? 0) >= limits.lmdbOffThreadWritesMin) {
-      // lmdb-js's asynchronous writes: this loop only queues the operations (~0.5 us each); its
-      // write thread does the B+ tree work (~4-16 us each) off the JS thread. Every operation
-      // queued in one event turn is committed in one transaction (lmdb-js's event-turn batching:
-      // nothing here calls transactionSync), so data and applied position stay atomic.
-      // Packed writes go in about key order: the write thread's inserts then hit the same pages.
-      let last: Promise<boolean> | undefined;
-      const key: KeyRange = { bytes: new Uint8Array(0), start: 0, end: 0 };
-      packed?.forEachRange((slab, k0, v0, end) => {
-        assert(slab.byteOffset === 0, 'packed slab is a view');
-        const value = slab as RangedSlab;
-        key.bytes = slab;
-        key.start = k0;
-        key.end = v0;
-        value.start = v0;
-        value.end = end;
-        last = this.db.put(key as unknown as Buffer, value as unknown as Buffer);
-      }, true);
-      for (const op of ops) {
-        last =
-          op.value === undefined
-            ? this.db.remove(op.key as Buffer)
-            : this.db.put(op.key as Buffer, op.value as Buffer);
+      // One lmdb-js block: committed in one transaction, so data and applied position stay atomic.
+      try {
+        await this.db.batch(() => this.queueWrites(ops, packed));
+      } catch (e) {
+        throw await this.commitCause(e);
       }
-      await last;
     } else {
       await this.db.transaction(() => {
         packed?.forEach((key, record) => {
@@ -209,6 +233,44 @@ export class LmdbEngine extends AbstractEngine {
       });
     }
     if (sync && !this.syncEachBatch) await this._sync();
+  }
+
+  /**
+   * Queues `packed`, then `ops`, as lmdb-js asynchronous writes: this loop only queues them (~0.5 us
+   * each); its write thread does the B+ tree work (~4-16 us each) off the JS thread, and the
+   * caller's block settles them all. lmdb-js copies binary keys and values with Uint8Array.set: plain
+   * Uint8Arrays need no Buffer, and the packed views may die at once. Packed writes go in about key
+   * order: the write thread's inserts then hit the same pages.
+   */
+  private queueWrites(ops: readonly RawOp[], packed: PackedWrites | undefined): void {
+    const key: KeyRange = { bytes: new Uint8Array(0), start: 0, end: 0 };
+    packed?.forEachRange((slab, k0, v0, end) => {
+      assert(slab.byteOffset === 0, 'packed slab is a view');
+      const value = slab as RangedSlab;
+      key.bytes = slab;
+      key.start = k0;
+      key.end = v0;
+      value.start = v0;
+      value.end = end;
+      void this.db.put(key as unknown as Buffer, value as unknown as Buffer);
+    }, true);
+    for (const op of ops) {
+      if (op.value === undefined) void this.db.remove(op.key as Buffer);
+      else void this.db.put(op.key as Buffer, op.value as Buffer);
+    }
+  }
+
+  /** A failed commit's error, with its cause (see commitCause). */
+  private commitCause(e: unknown): Promise<unknown> {
+    this.commitFailed = true;
+    return commitCause(e);
+  }
+
+  /** The commit chain's stored value (open() writes one). */
+  private storedChain(): number {
+    const raw = this.db.getBinary(Buffer.from(chainKey));
+    check(raw !== undefined, 'the commit chain record is missing');
+    return decodeChain(raw);
   }
 
   async _clearRange(gte: Uint8Array, lt: Uint8Array | undefined): Promise<void> {
@@ -228,7 +290,8 @@ export class LmdbEngine extends AbstractEngine {
   }
 
   async _sync(): Promise<void> {
-    await this.db.flushed;
+    // A failed commit's flush promise never settles: after one, the environment sync alone.
+    if (!this.commitFailed) await this.db.flushed;
     await syncDb(this.db);
   }
 
@@ -288,14 +351,49 @@ export class LmdbEngine extends AbstractEngine {
   }
 
   async _close(): Promise<void> {
-    await this._sync();
-    await this.db.close();
+    try {
+      await this._sync();
+    } finally {
+      if (this.commitFailed) {
+        // lmdb-js's close() waits for the last transaction's flush, which a failed commit never
+        // reports; the write thread is done with it (the commit's promise has settled).
+        (this.db as unknown as { _endWrites: () => undefined })._endWrites = () => undefined;
+      }
+      await this.db.close();
+    }
   }
 }
 
 /** Flushes the environment's data file (fsync). */
 function syncDb(db: Db): Promise<void> {
   return new Promise((resolve, reject) => db.sync((err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * The error behind lmdb-js's "Commit failed (see commitError for details)": its commitError promise
+ * rejects with the LMDB or system error (EIO, ENOSPC) once the write thread reports it. Handled
+ * here, it is not an unhandled rejection either.
+ */
+async function commitCause(e: unknown): Promise<unknown> {
+  const pending = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
+  if (!(pending instanceof Promise)) return e;
+  let timer: NodeJS.Timeout | undefined;
+  const cause = await Promise.race([
+    pending.then(
+      () => e,
+      (c: unknown) => c,
+    ),
+    new Promise<unknown>((resolve) => {
+      timer = setTimeout(() => resolve(e), limits.lmdbCommitErrorWaitMs).unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  if (cause === e) return e;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return new Error(
+    `index engine: commit failed: ${message}${code === undefined ? '' : ` (${String(code)})`}`,
+  );
 }
 
 function asBuffer(b: Uint8Array): Buffer {

@@ -182,6 +182,11 @@ export const limits = {
    */
   lmdbOffThreadWritesMin: 64,
   /**
+   * How long a failed lmdb-js commit's error waits for the write thread's cause (EIO, ENOSPC)
+   * before it is reported without one.
+   */
+  lmdbCommitErrorWaitMs: 1_000,
+  /**
    * The memtable is flushed to the engines once it holds this many records (or when forced).
    * Measured (bench:storage, btree, 256 writers): 4,096 -> ~100k durable puts/s, 32,768 -> ~125k:
    * fewer, larger LMDB transactions write each dirty page once for more keys, and their background

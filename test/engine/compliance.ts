@@ -497,16 +497,20 @@ export function engineCompliance(kind: EngineKind): void {
       const events: string[] = [];
       const impl = e as unknown as {
         _write: (...a: unknown[]) => Promise<void>;
+        _writeAhead: (...a: unknown[]) => Promise<void>;
         _prepare: (...a: unknown[]) => unknown;
       };
-      const write = impl._write.bind(e);
       const prepare = impl._prepare.bind(e);
       let writes = 0;
-      impl._write = (...a) => {
-        const n = ++writes;
-        events.push(`write ${n}`);
-        return write(...a).finally(() => events.push(`written ${n}`));
-      };
+      // btree queues the packed batches through _writeAhead, lsm writes them with _write.
+      for (const name of ['_write', '_writeAhead'] as const) {
+        const write = impl[name].bind(e);
+        impl[name] = (...a) => {
+          const n = ++writes;
+          events.push(`write ${n}`);
+          return write(...a).finally(() => events.push(`written ${n}`));
+        };
+      }
       impl._prepare = (...a) => {
         events.push('prepare');
         return prepare(...a);
