@@ -47,7 +47,10 @@ export function checkGroup(group: GroupId): void {
 export function mapIoError(e: unknown): unknown {
   const msg = e instanceof Error ? `${e.message} ${(e as { code?: string }).code ?? ''}` : String(e);
   if (/ENOSPC|No space left|MDB_MAP_FULL|disk full/i.test(msg)) {
-    return new TesseraError('DISK_FULL', `index engine: ${msg}`);
+    return new TesseraError(
+      'DISK_FULL',
+      msg.startsWith('index engine') ? msg.trim() : `index engine: ${msg}`,
+    );
   }
   return e;
 }
