@@ -32,9 +32,27 @@ function checkSafe(n: number, what: string): void {
   assert(Number.isSafeInteger(n) && n >= 0, `${what} out of range: ${n}`);
 }
 
-export const nodeId = (n: number): NodeId => (checkU32(n, 'NodeId'), n as NodeId);
-export const groupId = (n: number): GroupId => (checkU32(n, 'GroupId'), n as GroupId);
-export const tableId = (n: number): TableId => (checkU32(n, 'TableId'), n as TableId);
-export const shardId = (n: number): ShardId => (checkU32(n, 'ShardId'), n as ShardId);
-export const term = (n: number): Term => (checkSafe(n, 'Term'), n as Term);
-export const logIndex = (n: number): LogIndex => (checkSafe(n, 'LogIndex'), n as LogIndex);
+export const nodeId = (n: number): NodeId => {
+  checkU32(n, 'NodeId');
+  return n as NodeId;
+};
+export const groupId = (n: number): GroupId => {
+  checkU32(n, 'GroupId');
+  return n as GroupId;
+};
+export const tableId = (n: number): TableId => {
+  checkU32(n, 'TableId');
+  return n as TableId;
+};
+export const shardId = (n: number): ShardId => {
+  checkU32(n, 'ShardId');
+  return n as ShardId;
+};
+export const term = (n: number): Term => {
+  checkSafe(n, 'Term');
+  return n as Term;
+};
+export const logIndex = (n: number): LogIndex => {
+  checkSafe(n, 'LogIndex');
+  return n as LogIndex;
+};

@@ -292,7 +292,7 @@ export class ControlLoop {
     if (c.state.groups.size >= this.d.groupsTarget) return;
     const live = c.state.spares.filter((id) => {
       const hb = this.heartbeats.get(id);
-      return hb !== undefined && hb.health.diskOk && this.d.now() - hb.lastSeenMs <= this.liveWindowMs();
+      return hb?.health.diskOk && this.d.now() - hb.lastSeenMs <= this.liveWindowMs();
     });
     if (live.length < this.d.replicas) return;
     const members = live.slice(0, this.d.replicas);
