@@ -379,11 +379,16 @@ export class LocalStore {
             });
         }
       } catch (e) {
-        // The entries are durable in the log but not applied: refuse writes from now on (a restart
-        // replays them); reads are still served.
+        // The entries are durable in the log but not applied: refuse writes from now on with the
+        // cause (DISK_FULL for a full disk); reads are still served. These writes are not refused:
+        // a reopen replays them, so their outcome is unknown until then.
         this.failure ??=
           e instanceof TesseraError ? e : new TesseraError('INTERNAL', `apply failed: ${String(e)}`);
-        for (const it of items) it.reject(this.failure);
+        const unknown = new TesseraError(
+          'OUTCOME_UNKNOWN',
+          `logged but not applied (${this.failure.code}: ${this.failure.message}); applied when the store is reopened`,
+        );
+        for (const it of items) it.reject(unknown);
       }
     }
     this.applying = false;

@@ -206,3 +206,43 @@ describe('LocalStore recovery', () => {
     await again.close();
   });
 });
+
+describe('LocalStore when an index engine fails', () => {
+  it("refuses writes with the engine's DISK_FULL, answers the logged ones OUTCOME_UNKNOWN, serves reads, and a reopen applies them all", async () => {
+    const dir = tempDir();
+    const store = await LocalStore.open(dir);
+    await store.createTable('t', 'btree');
+    const acked = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.put('t', k(`a${i}`), k(`v${i}`))),
+    );
+    expect(acked.length).toBe(200);
+    // The btree engine's next commit fails as lmdb-js reports a full disk (nothing of it written).
+    const db = (
+      store as unknown as { engines: { btree: { db: { ifVersion: (...a: unknown[]) => unknown } } } }
+    ).engines.btree.db;
+    db.ifVersion = () => {
+      const cause = Object.assign(new Error('MDB_ENOSPC: No space left on device'), { code: 28 });
+      const commitError = Promise.reject(cause);
+      commitError.catch(() => undefined);
+      return Promise.reject(
+        Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
+      );
+    };
+    expect(await codeOf(store.checkpoint())).toBe('DISK_FULL'); // the memtable's flush
+    // Logged before the store saw the failure: durable, not applied, not refused either.
+    expect(await codeOf(store.put('t', k('late'), k('x')))).toBe('OUTCOME_UNKNOWN');
+    // From now on refused before the log.
+    expect(await codeOf(store.put('t', k('refused'), k('y')))).toBe('DISK_FULL');
+    expect(await codeOf(store.delete('t', k('a1')))).toBe('DISK_FULL');
+    expect(txt((await store.get('t', k('a7')))?.value)).toBe('v7');
+    await store.close();
+
+    const again = await LocalStore.open(dir);
+    for (let i = 0; i < 200; i++) expect(txt((await again.get('t', k(`a${i}`)))?.value)).toBe(`v${i}`);
+    expect(txt((await again.get('t', k('late')))?.value)).toBe('x');
+    expect(await again.get('t', k('refused'))).toBeUndefined();
+    await again.put('t', k('after'), k('z'));
+    expect(txt((await again.get('t', k('after')))?.value)).toBe('z');
+    await again.close();
+  });
+});
