@@ -22,6 +22,8 @@ import {
   keyspacePrefix,
   metaKey,
   metaPrefixLength,
+  nextKey,
+  scanBounds,
   successor,
   tombstoneBit,
   writeVarint,
@@ -93,11 +95,13 @@ export abstract class AbstractEngine implements Engine {
   /** Per group, the position of the last batch queued ahead: what the store holds once it commits. */
   private readonly positionsAhead = new Map<GroupId, { index: LogIndex; seq: Seq }>();
   /**
-   * Why a batch queued ahead failed. The caller may have queued batches after it that the engine
-   * refused, and may queue more before it sees the failure: this instance writes nothing more
-   * (reads go on); a reopen replays from the stored position.
+   * Why a data batch's write failed (applyBatch, applyPacked). The caller may have issued the
+   * group's next batches already (a replay keeps several in flight) and may issue more before it
+   * sees the failure; committed, they would carry an applied position past the failed batch's
+   * entries. So this instance writes nothing more (reads go on); a reopen replays from the stored
+   * position.
    */
-  private aheadFailure: unknown;
+  private writeFailure: unknown;
   private readonly scratchKey = Buffer.allocUnsafeSlow(6 + limits.keyBytesMax);
   private state: 'open' | 'closing' | 'closed' = 'open';
 
@@ -188,12 +192,12 @@ export abstract class AbstractEngine implements Engine {
 
   /**
    * Runs `job` once the jobs before it are done (batches queued ahead may still be committing);
-   * refused once a batch queued ahead has failed (see aheadFailure).
+   * refused once a data batch's write has failed (see writeFailure).
    */
   private inTurn<T>(job: () => Promise<T>): Promise<T> {
     assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
     const run = this.queue.then(() => {
-      if (this.aheadFailure !== undefined) throw this.refusal(this.aheadFailure);
+      if (this.writeFailure !== undefined) throw this.refusal(this.writeFailure);
       return job();
     });
     this.queue = run.catch(() => undefined);
@@ -346,9 +350,24 @@ export abstract class AbstractEngine implements Engine {
       const seq = await this.nextAppliedSeq(group, appliedIndex, highestSeq);
       const { ops, result } = await this._reconcile(writes);
       for (const w of writes) if (compareSeq(w.seq, seq) > 0) seq.set(w.seq);
-      await this._write(this.withPosition(group, ops, meta, appliedIndex, seq), this.syncEachBatch);
+      await this.writeData(this.withPosition(group, ops, meta, appliedIndex, seq), this.syncEachBatch);
       return result;
     });
+  }
+
+  /** _write of a data batch; a failure stops the instance's writes (see writeFailure). */
+  private async writeData(
+    ops: readonly RawOp[],
+    sync: boolean,
+    packed?: PackedWrites,
+    prepared?: PreparedWrites,
+  ): Promise<void> {
+    try {
+      await this._write(ops, sync, packed, prepared);
+    } catch (e) {
+      this.writeFailure ??= mapIoError(e);
+      throw e;
+    }
   }
 
   /**
@@ -371,7 +390,7 @@ export abstract class AbstractEngine implements Engine {
         this.positionsAhead.set(group, { index: appliedIndex, seq });
         const settled = write.catch((e: unknown) => {
           this.positionsAhead.clear();
-          this.aheadFailure ??= mapIoError(e);
+          this.writeFailure ??= mapIoError(e);
         });
         this.commitsAhead = Promise.all([this.commitsAhead, settled]);
         return { committed: write }; // not awaited here: the next batch may queue behind it now
@@ -385,7 +404,7 @@ export abstract class AbstractEngine implements Engine {
     try {
       return await this._exclusive(async () => {
         const { ops } = await this.packedPosition(group, packed, meta, appliedIndex, highestSeq);
-        await this._write(ops, this.syncEachBatch, packed, prepared);
+        await this.writeData(ops, this.syncEachBatch, packed, prepared);
         return result;
       });
     } finally {
@@ -563,31 +582,4 @@ export abstract class AbstractEngine implements Engine {
     await this.close();
     await this._destroy();
   }
-}
-
-/** The smallest key after `k`. */
-export function nextKey(k: Uint8Array): Uint8Array {
-  const out = new Uint8Array(k.length + 1);
-  out.set(k, 0);
-  return out;
-}
-
-/** Encoded bounds of a scan: [gte, lt) over data keys; undefined if the range is empty. */
-export function scanBounds(
-  prefix: Uint8Array,
-  o: { readonly start?: Uint8Array; readonly end?: Uint8Array; readonly prefix?: Uint8Array },
-): { gte: Uint8Array; lt: Uint8Array | undefined; skip: number } | undefined {
-  let lo = o.start ?? new Uint8Array(0);
-  let hi = o.end;
-  if (o.prefix !== undefined && o.prefix.length > 0) {
-    if (Buffer.compare(lo, o.prefix) < 0) lo = o.prefix;
-    const pEnd = successor(o.prefix);
-    if (pEnd !== undefined && (hi === undefined || Buffer.compare(pEnd, hi) < 0)) hi = pEnd;
-  }
-  if (hi !== undefined && Buffer.compare(lo, hi) >= 0) return undefined;
-  return {
-    gte: dataKey(prefix, lo),
-    lt: hi === undefined ? successor(prefix) : dataKey(prefix, hi),
-    skip: prefix.length,
-  };
 }

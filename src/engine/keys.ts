@@ -254,3 +254,30 @@ export function checkRoot(raw: Uint8Array, kind: string): void {
   const r = decodeRoot(raw);
   check(r.version === formatVersion && r.kind === kind, `unexpected root record ${r.kind} v${r.version}`);
 }
+
+/** The smallest key after `k`. */
+export function nextKey(k: Uint8Array): Uint8Array {
+  const out = new Uint8Array(k.length + 1);
+  out.set(k, 0);
+  return out;
+}
+
+/** Encoded bounds of a scan: [gte, lt) over data keys; undefined if the range is empty. */
+export function scanBounds(
+  prefix: Uint8Array,
+  o: { readonly start?: Uint8Array; readonly end?: Uint8Array; readonly prefix?: Uint8Array },
+): { gte: Uint8Array; lt: Uint8Array | undefined; skip: number } | undefined {
+  let lo = o.start ?? new Uint8Array(0);
+  let hi = o.end;
+  if (o.prefix !== undefined && o.prefix.length > 0) {
+    if (Buffer.compare(lo, o.prefix) < 0) lo = o.prefix;
+    const pEnd = successor(o.prefix);
+    if (pEnd !== undefined && (hi === undefined || Buffer.compare(pEnd, hi) < 0)) hi = pEnd;
+  }
+  if (hi !== undefined && Buffer.compare(lo, hi) >= 0) return undefined;
+  return {
+    gte: dataKey(prefix, lo),
+    lt: hi === undefined ? successor(prefix) : dataKey(prefix, hi),
+    skip: prefix.length,
+  };
+}

@@ -12,7 +12,7 @@ import type { GroupId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { seqMax } from '../sequencer/seq.js';
 import type { AbstractEngine, RawOp } from './abstract.js';
-import { nextKey, scanBounds } from './abstract.js';
+import { nextKey, scanBounds } from './keys.js';
 import {
   appliedKey,
   dataKey,

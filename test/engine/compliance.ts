@@ -10,6 +10,7 @@ import { groupId, logIndex } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
 import { PackedWrites } from '../../src/engine/packed.js';
 import { ZERO_SEQ } from '../../src/sequencer/seq.js';
+import { complianceWriteFailure } from './compliance-failure.js';
 import { complianceSnapshots } from './compliance-snapshot.js';
 import { del, dec, dirBytes, enc, put, Scratch, seq } from './helpers.js';
 import { Prng } from '../../src/lib/prng.js';
@@ -585,5 +586,6 @@ export function engineCompliance(kind: EngineKind): void {
     });
 
     complianceSnapshots(kind, scratch);
+    complianceWriteFailure(kind, scratch);
   });
 }
