@@ -5,7 +5,7 @@
  * is the source of truth, and checkpoint() waits for the flush and calls mdb_env_sync. With
  * { syncEachBatch: true } each batch resolves only once flushed.
  */
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, statfs } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
@@ -201,12 +201,7 @@ export class LmdbEngine extends AbstractEngine {
       this.queueWrites(ops, packed);
       this.db.put(chainKey as Buffer, next as Buffer);
     });
-    let committed: boolean;
-    try {
-      committed = await block;
-    } catch (e) {
-      throw await this.commitCause(e);
-    }
+    const committed = await this.commit(block);
     // chainNext stays: every batch queued after this one expects a value it never got.
     if (!committed) {
       throw new Error('index engine: batch not written: a batch queued before it was not committed');
@@ -216,21 +211,19 @@ export class LmdbEngine extends AbstractEngine {
   async _write(ops: readonly RawOp[], sync: boolean, packed?: PackedWrites): Promise<void> {
     if (ops.length + (packed?.count ?? 0) >= limits.lmdbOffThreadWritesMin) {
       // One lmdb-js block: committed in one transaction, so data and applied position stay atomic.
-      try {
-        await this.db.batch(() => this.queueWrites(ops, packed));
-      } catch (e) {
-        throw await this.commitCause(e);
-      }
+      await this.commit(this.db.batch(() => this.queueWrites(ops, packed)));
     } else {
-      await this.db.transaction(() => {
-        packed?.forEach((key, record) => {
-          this.db.putSync(key as Buffer, record as Buffer);
-        });
-        for (const op of ops) {
-          if (op.value === undefined) this.db.removeSync(op.key as Buffer);
-          else this.db.putSync(op.key as Buffer, op.value as Buffer);
-        }
-      });
+      await this.commit(
+        this.db.transaction(() => {
+          packed?.forEach((key, record) => {
+            this.db.putSync(key as Buffer, record as Buffer);
+          });
+          for (const op of ops) {
+            if (op.value === undefined) this.db.removeSync(op.key as Buffer);
+            else this.db.putSync(op.key as Buffer, op.value as Buffer);
+          }
+        }),
+      );
     }
     if (sync && !this.syncEachBatch) await this._sync();
   }
@@ -260,10 +253,17 @@ export class LmdbEngine extends AbstractEngine {
     }
   }
 
-  /** A failed commit's error, with its cause (see commitCause). */
-  private commitCause(e: unknown): Promise<unknown> {
-    this.commitFailed = true;
-    return commitCause(e);
+  /**
+   * Awaits an lmdb-js transaction; a failed commit throws its cause (see commitCause), whose
+   * promise is then handled too: unhandled, it would stop the process.
+   */
+  private async commit<T>(transaction: Promise<T>): Promise<T> {
+    try {
+      return await transaction;
+    } catch (e) {
+      this.commitFailed = true;
+      throw await commitCause(e, this.dir);
+    }
   }
 
   /** The commit chain's stored value (open() writes one). */
@@ -283,9 +283,11 @@ export class LmdbEngine extends AbstractEngine {
         }),
       ];
       if (keys.length === 0) return;
-      await this.db.transaction(() => {
-        for (const k of keys) this.db.removeSync(k);
-      });
+      await this.commit(
+        this.db.transaction(() => {
+          for (const k of keys) this.db.removeSync(k);
+        }),
+      );
     }
   }
 
@@ -374,7 +376,7 @@ function syncDb(db: Db): Promise<void> {
  * rejects with the LMDB or system error (EIO, ENOSPC) once the write thread reports it. Handled
  * here, it is not an unhandled rejection either.
  */
-async function commitCause(e: unknown): Promise<unknown> {
+async function commitCause(e: unknown, dir: string): Promise<unknown> {
   const pending = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
   if (!(pending instanceof Promise)) return e;
   let timer: NodeJS.Timeout | undefined;
@@ -391,9 +393,24 @@ async function commitCause(e: unknown): Promise<unknown> {
   if (cause === e) return e;
   const message = cause instanceof Error ? cause.message : String(cause);
   const code = (cause as { code?: unknown } | undefined)?.code;
+  // LMDB reports a short page write as EIO: on a full disk that is what it says (seen on a full
+  // tmpfs). With (almost) no space left, it is said as a full disk.
+  const full = code === EIO && (await freeBytes(dir)) < limits.diskFullFreeBytesMax;
   return new Error(
-    `index engine: commit failed: ${message}${code === undefined ? '' : ` (${String(code)})`}`,
+    `index engine: commit failed: ${message}${code === undefined ? '' : ` (${String(code)})`}${full ? '; no space left on the device' : ''}`,
   );
+}
+
+const EIO = 5;
+
+/** Bytes free for unprivileged writers on `dir`'s file system (Infinity if unknown). */
+async function freeBytes(dir: string): Promise<number> {
+  try {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
 }
 
 function asBuffer(b: Uint8Array): Buffer {

@@ -187,6 +187,11 @@ export const limits = {
    */
   lmdbCommitErrorWaitMs: 1_000,
   /**
+   * An LMDB commit failing with EIO while the file system has less than this free counts as a
+   * full disk (DISK_FULL): LMDB reports a short page write as EIO.
+   */
+  diskFullFreeBytesMax: 64 * 1024 * 1024,
+  /**
    * The memtable is flushed to the engines once it holds this many records (or when forced).
    * Measured (bench:storage, btree, 256 writers): 4,096 -> ~100k durable puts/s, 32,768 -> ~125k:
    * fewer, larger LMDB transactions write each dirty page once for more keys, and their background

@@ -10,6 +10,7 @@ import { chainKey, encodeChain } from '../../src/engine/keys.js';
 import { PackedWrites } from '../../src/engine/packed.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { groupId, logIndex } from '../../src/lib/ids.js';
+import { limits } from '../../src/lib/limits.js';
 import { dec, put, Scratch, seq } from './helpers.js';
 
 const g = groupId(7);
@@ -117,6 +118,36 @@ describe('btree commit chain', () => {
     expect(await batchesIn(e)).toEqual([1, 2, 3, 4, 5]);
     expect((await e.getApplied(g))?.index).toBe(5);
     await e.close();
+  });
+
+  it("a commit failing with LMDB's EIO counts as a full disk only when the file system is (almost) full", async () => {
+    const saved = limits.diskFullFreeBytesMax;
+    try {
+      const codes: unknown[] = [];
+      // 0: any free space is enough to call it an I/O error; Infinity: no free space is enough.
+      for (const threshold of [0, Number.POSITIVE_INFINITY]) {
+        Object.assign(limits, { diskFullFreeBytesMax: threshold });
+        const e = await scratch.open('btree');
+        const db = lmdbOf(e);
+        db.ifVersion = () => {
+          const cause = Object.assign(new Error('Input/output error'), { code: 5 });
+          const commitError = Promise.reject(cause);
+          commitError.catch(() => undefined);
+          return Promise.reject(
+            Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
+          );
+        };
+        const [failed] = await Promise.all(queue(e, 1, 1));
+        codes.push(isTesseraError(failed) ? failed.code : (failed as Error).message);
+        await e.close();
+      }
+      expect(codes).toEqual([
+        expect.stringMatching(/commit failed: Input\/output error \(5\)$/),
+        'DISK_FULL',
+      ]);
+    } finally {
+      Object.assign(limits, { diskFullFreeBytesMax: saved });
+    }
   });
 
   it('the chain survives reopen and compaction: batches queued after them commit', async () => {
