@@ -274,13 +274,26 @@ export class LocalStore {
       await new Promise((r) => setImmediate(r));
     }
     await this.checkpointRunning;
-    if (!this.failure) {
-      await this.applier.drain();
-      await this.applier.checkpoint(this.log);
+    // Everything is closed even if the last checkpoint fails (a full disk); its error is thrown then.
+    const steps = [
+      async () => {
+        if (this.failure) return;
+        await this.applier.drain();
+        await this.applier.checkpoint(this.log);
+      },
+      () => this.log.close(),
+      () => this.engines.btree.close(),
+      () => this.engines.lsm.close(),
+    ];
+    let first: unknown;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (e) {
+        first ??= e;
+      }
     }
-    await this.log.close();
-    await this.engines.btree.close();
-    await this.engines.lsm.close();
+    if (first !== undefined) throw first;
   }
 
   /** Log and engine figures for tests and the benchmark. */

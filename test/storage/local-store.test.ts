@@ -207,7 +207,40 @@ describe('LocalStore recovery', () => {
   });
 });
 
+/** The store's btree engine's next commits fail as lmdb-js reports a full disk (nothing written). */
+function failNextBtreeCommit(store: LocalStore): void {
+  const db = (store as unknown as { engines: { btree: { db: { ifVersion: (...a: unknown[]) => unknown } } } })
+    .engines.btree.db;
+  db.ifVersion = () => {
+    const cause = Object.assign(new Error('MDB_ENOSPC: No space left on device'), { code: 28 });
+    const commitError = Promise.reject(cause);
+    commitError.catch(() => undefined);
+    return Promise.reject(
+      Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
+    );
+  };
+}
+
 describe('LocalStore when an index engine fails', () => {
+  it('close() still closes the log and both engines when its checkpoint fails, and throws the failure', async () => {
+    const dir = tempDir();
+    const store = await LocalStore.open(dir);
+    await store.createTable('t', 'btree');
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.put('t', k(`a${i}`), k(`v${i}`))));
+    failNextBtreeCommit(store);
+    expect(await codeOf(store.close())).toBe('DISK_FULL');
+    const inside = store as unknown as {
+      log: { closed: boolean };
+      engines: Record<string, { state: string }>;
+    };
+    expect(inside.log.closed).toBe(true);
+    expect(inside.engines.btree!.state).not.toBe('open');
+    expect(inside.engines.lsm!.state).toBe('closed');
+    const again = await LocalStore.open(dir);
+    for (let i = 0; i < 100; i++) expect(txt((await again.get('t', k(`a${i}`)))?.value)).toBe(`v${i}`);
+    await again.close();
+  });
+
   it("refuses writes with the engine's DISK_FULL, answers the logged ones OUTCOME_UNKNOWN, serves reads, and a reopen applies them all", async () => {
     const dir = tempDir();
     const store = await LocalStore.open(dir);
@@ -216,18 +249,7 @@ describe('LocalStore when an index engine fails', () => {
       Array.from({ length: 200 }, (_, i) => store.put('t', k(`a${i}`), k(`v${i}`))),
     );
     expect(acked.length).toBe(200);
-    // The btree engine's next commit fails as lmdb-js reports a full disk (nothing of it written).
-    const db = (
-      store as unknown as { engines: { btree: { db: { ifVersion: (...a: unknown[]) => unknown } } } }
-    ).engines.btree.db;
-    db.ifVersion = () => {
-      const cause = Object.assign(new Error('MDB_ENOSPC: No space left on device'), { code: 28 });
-      const commitError = Promise.reject(cause);
-      commitError.catch(() => undefined);
-      return Promise.reject(
-        Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
-      );
-    };
+    failNextBtreeCommit(store);
     expect(await codeOf(store.checkpoint())).toBe('DISK_FULL'); // the memtable's flush
     // Logged before the store saw the failure: durable, not applied, not refused either.
     expect(await codeOf(store.put('t', k('late'), k('x')))).toBe('OUTCOME_UNKNOWN');
