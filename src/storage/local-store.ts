@@ -12,6 +12,7 @@ import path from 'node:path';
 import { checkKey, checkValue } from '../engine/checks.js';
 import { openEngine } from '../engine/index.js';
 import type { Engine, EngineKind, EngineRecord, KeyspaceId } from '../engine/types.js';
+import { runAll } from '../lib/run-all.js';
 import { TesseraError } from '../lib/errors.js';
 import {
   type GroupId,
@@ -275,7 +276,7 @@ export class LocalStore {
     }
     await this.checkpointRunning;
     // Everything is closed even if the last checkpoint fails (a full disk); its error is thrown then.
-    const steps = [
+    await runAll([
       async () => {
         if (this.failure) return;
         await this.applier.drain();
@@ -284,16 +285,7 @@ export class LocalStore {
       () => this.log.close(),
       () => this.engines.btree.close(),
       () => this.engines.lsm.close(),
-    ];
-    let first: unknown;
-    for (const step of steps) {
-      try {
-        await step();
-      } catch (e) {
-        first ??= e;
-      }
-    }
-    if (first !== undefined) throw first;
+    ]);
   }
 
   /** Log and engine figures for tests and the benchmark. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { ElectionMode, Membership } from '../consensus/types.js';
 import { type Engine, type EngineKind, openEngine } from '../engine/index.js';
 import { GroupHost, type ReplicaTiming } from '../host/index.js';
+import { runAll } from '../lib/run-all.js';
 import { isTesseraError, TesseraError } from '../lib/errors.js';
 import type { GroupId, NodeId } from '../lib/ids.js';
 import { nodeId as toNodeId } from '../lib/ids.js';
@@ -334,9 +335,12 @@ export class StorageNode {
     this.closed = true;
     if (this.probeTimer !== null) clearInterval(this.probeTimer);
     await this.heartbeatLoop?.catch(() => undefined);
-    await this.host.close();
-    for (const e of this.engines.values()) await e.close();
-    await this.transport.close();
+    // Everything is closed even if a step fails (an engine after a failed commit).
+    await runAll([
+      () => this.host.close(),
+      ...[...this.engines.values()].map((e) => () => e.close()),
+      () => this.transport.close(),
+    ]);
   }
 }
 
