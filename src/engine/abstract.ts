@@ -213,6 +213,10 @@ export abstract class AbstractEngine implements Engine {
     return cause instanceof TesseraError ? new TesseraError(cause.code, message) : new Error(message);
   }
 
+  failure(): unknown {
+    return this.writeFailure;
+  }
+
   protected assertOpen(): void {
     assert(this.state === 'open', `engine ${this.kind} is ${this.state}`);
   }

@@ -219,6 +219,11 @@ export interface Engine {
     chunks: AsyncIterable<Uint8Array>,
     options?: InstallOptions,
   ): Promise<SnapshotInfo>;
+  /**
+   * Why the instance refuses writes: a data batch's write failed (a full disk, EIO), so it takes
+   * none until reopened. undefined while it takes them.
+   */
+  failure(): unknown;
   close(): Promise<void>;
   /** Closes (if open) and deletes the instance's directory. */
   destroy(): Promise<void>;

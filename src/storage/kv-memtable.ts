@@ -445,6 +445,10 @@ class MemtableView implements Engine {
     return this.base.checkpoint();
   }
 
+  failure(): unknown {
+    return this.base.failure();
+  }
+
   compact(): Promise<void> {
     return this.base.compact();
   }

@@ -223,12 +223,27 @@ export class StorageNode {
     return out;
   }
 
-  /** Disk write probe: a small file written and fsynced in DIR. Sets `diskOk`. */
+  /**
+   * Disk write probe: a small file written and fsynced in DIR. Sets `diskOk`, false also once an
+   * index engine has failed a write (it takes none until the node restarts): the node then reports
+   * an unhealthy disk, so the control plane moves its replicas and leadership away.
+   */
   async probeDisk(): Promise<boolean> {
     const was = this.diskOk;
-    this.diskOk = await (this.opts.diskProbe ?? (() => this.writeProbe()))();
-    if (was !== this.diskOk)
-      this.log.warn(this.diskOk ? 'disk writable again' : 'disk probe failed: refusing writes');
+    const probed = await (this.opts.diskProbe ?? (() => this.writeProbe()))();
+    const failed = [...this.engines.values()].find((e) => e.failure() !== undefined);
+    this.diskOk = probed && failed === undefined;
+    if (was !== this.diskOk) {
+      if (this.diskOk) this.log.warn('disk writable again');
+      else if (!probed) this.log.warn('disk probe failed: refusing writes');
+      else {
+        const why = failed?.failure();
+        this.log.error('index engine failed: refusing writes until a restart', {
+          engine: failed?.kind,
+          error: why instanceof Error ? why.message : String(why),
+        });
+      }
+    }
     return this.diskOk;
   }
 
