@@ -5,11 +5,12 @@
  * is the source of truth, and checkpoint() waits for the flush and calls mdb_env_sync. With
  * { syncEachBatch: true } each batch resolves only once flushed.
  */
-import { rename, rm, statfs } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { assert } from '../lib/assert.js';
+import { freeBytes } from '../lib/disk.js';
 import { limits } from '../lib/limits.js';
 import { AbstractEngine, type RawEntry, type RawOp, type ReadView } from './abstract.js';
 import { claimDir } from './checks.js';
@@ -402,16 +403,6 @@ async function commitCause(e: unknown, dir: string): Promise<unknown> {
 }
 
 const EIO = 5;
-
-/** Bytes free for unprivileged writers on `dir`'s file system (Infinity if unknown). */
-async function freeBytes(dir: string): Promise<number> {
-  try {
-    const s = await statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return Number.POSITIVE_INFINITY;
-  }
-}
 
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);

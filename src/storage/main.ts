@@ -59,12 +59,21 @@ export async function run(args: string[]): Promise<number> {
     log.error(e.message);
     return 3;
   }
-  const removed = await new Promise<boolean>((resolve) => {
-    process.once('SIGTERM', () => resolve(false));
-    process.once('SIGINT', () => resolve(false));
-    void node.whenRemoved().then(() => resolve(true));
+  const why = await new Promise<'signal' | 'removed' | 'recover'>((resolve) => {
+    process.once('SIGTERM', () => resolve('signal'));
+    process.once('SIGINT', () => resolve('signal'));
+    void node.whenRemoved().then(() => resolve('removed'));
+    void node.whenEngineRecoverable().then(() => resolve('recover'));
   });
-  log.info('storage node stopping', { node: node.id });
+  log.info('storage node stopping', { node: node.id, why });
+  if (why === 'recover') {
+    // The supervisor (the dev cluster, systemd) starts the node again: the engine is reopened.
+    await node.close().catch((e: unknown) => log.warn('close after an engine failure', { error: String(e) }));
+    return EXIT_RESTART;
+  }
   await node.close();
-  return removed ? 3 : 0;
+  return why === 'removed' ? 3 : 0;
 }
+
+/** Exit status asking the supervisor for a restart (EX_TEMPFAIL). */
+export const EXIT_RESTART = 75;

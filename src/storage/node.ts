@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { ElectionMode, Membership } from '../consensus/types.js';
 import { type Engine, type EngineKind, openEngine } from '../engine/index.js';
 import { GroupHost, type ReplicaTiming } from '../host/index.js';
+import { freeBytes } from '../lib/disk.js';
 import { runAll } from '../lib/run-all.js';
 import { isTesseraError, TesseraError } from '../lib/errors.js';
 import type { GroupId, NodeId } from '../lib/ids.js';
@@ -95,6 +96,7 @@ export class StorageNode {
   private probeTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private stopWaiters: (() => void)[] = [];
+  private readonly recoverWaiters: (() => void)[] = [];
 
   private constructor(
     readonly id: NodeId,
@@ -233,6 +235,16 @@ export class StorageNode {
     const probed = await (this.opts.diskProbe ?? (() => this.writeProbe()))();
     const failed = [...this.engines.values()].find((e) => e.failure() !== undefined);
     this.diskOk = probed && failed === undefined;
+    if (probed && failed !== undefined && this.recoverWaiters.length > 0) {
+      // Only a reopen brings a failed engine back (its log replays what it lacks): once the disk
+      // takes writes again, with room to spare, the node asks its process to restart.
+      if ((await freeBytes(this.opts.dir)) >= limits.diskFullFreeBytesMax) {
+        this.log.warn('the disk is writable again: restarting to reopen the failed index engine', {
+          engine: failed.kind,
+        });
+        for (const resolve of this.recoverWaiters.splice(0)) resolve();
+      }
+    }
     if (was !== this.diskOk) {
       if (this.diskOk) this.log.warn('disk writable again');
       else if (!probed) this.log.warn('disk probe failed: refusing writes');
@@ -343,6 +355,14 @@ export class StorageNode {
   /** Resolves when the MM says this node was removed. */
   whenRemoved(): Promise<void> {
     return new Promise((resolve) => this.stopWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once an index engine has failed a write and the disk takes writes again with room to
+   * spare (limits.diskFullFreeBytesMax): a restart then reopens the engine and replays the log.
+   */
+  whenEngineRecoverable(): Promise<void> {
+    return new Promise((resolve) => this.recoverWaiters.push(resolve));
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,7 @@ describe('a storage node whose index engine fails', () => {
   let group: StorageGroup;
   let leader: NodeId;
   let reqNo = 0;
+  let diskFull = false;
   const client = 0x0badn;
 
   beforeAll(async () => {
@@ -28,7 +29,7 @@ describe('a storage node whose index engine fails', () => {
       group: G,
       ids,
       tmpPrefix: 'tessera-engine-failure-',
-      node: { timing },
+      node: { timing, diskProbe: async () => !diskFull },
     });
     await group.campaign(ids[0] as NodeId);
     leader = await group.waitForLeader();
@@ -84,5 +85,21 @@ describe('a storage node whose index engine fails', () => {
       ),
     );
     expect(got.value && new TextDecoder().decode(got.value)).toBe('v7');
+  });
+
+  it('asks for a restart once the disk takes writes again, not while it is full', async () => {
+    const node = group.node(leader);
+    let asked = false;
+    void node.whenEngineRecoverable().then(() => {
+      asked = true;
+    });
+    diskFull = true;
+    expect(await node.probeDisk()).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toBe(false);
+    diskFull = false;
+    expect(await node.probeDisk()).toBe(false); // the engine still refuses writes
+    await new Promise((r) => setImmediate(r));
+    expect(asked).toBe(true);
   });
 });
