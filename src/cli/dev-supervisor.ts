@@ -156,8 +156,13 @@ export class Supervisor {
       })),
     ];
     const file = path.join(this.o.dir, 'cluster.json');
-    writeFileSync(`${file}.tmp`, `${JSON.stringify({ version: 1, processes }, null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
+    try {
+      writeFileSync(`${file}.tmp`, `${JSON.stringify({ version: 1, processes }, null, 2)}\n`);
+      renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      // A full disk must not stop the supervisor (and with it every process it watches).
+      this.o.say(`could not write ${file}: ${(e as Error).message}`);
+    }
   }
 
   alive(): number {

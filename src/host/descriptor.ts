@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ElectionMode, Membership, SnapshotMeta } from '../consensus/types.js';
+import { fsFailure } from '../lib/disk.js';
 import { TesseraError } from '../lib/errors.js';
 import { type GroupId, groupId, logIndex, nodeId, term } from '../lib/ids.js';
 import { seqFromHex, seqToHex, ZERO_SEQ } from '../sequencer/index.js';
@@ -128,7 +129,13 @@ export class Descriptors {
    * install may overlap): they share the temp file, and the last call's content must win.
    */
   write(d: GroupDescriptor): Promise<void> {
-    return this.serial(d.group, () => this.writeNow(d));
+    return this.serial(d.group, async () => {
+      try {
+        await this.writeNow(d);
+      } catch (e) {
+        throw fsFailure(e, `writing group descriptor ${d.group}`); // DISK_FULL, not a crash
+      }
+    });
   }
 
   remove(g: GroupId): Promise<void> {

@@ -3,6 +3,7 @@
  * The level comes from TESSERA_LOG_LEVEL (debug | info | warn | error; default info).
  * Example: {"ts":"2026-11-25T16:00:00.000Z","level":"info","component":"request","msg":"listening","port":7070}
  */
+import { writeSync } from 'node:fs';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -21,8 +22,43 @@ export function levelFromEnv(env: NodeJS.ProcessEnv = process.env): LogLevel {
 
 export type LogSink = (line: string) => void;
 
+/**
+ * Lines go to process.stderr until a write to it fails (its file's disk is full: the stream then
+ * emits 'error', which unhandled would end the process), then straight to fd 2, where a failed
+ * write drops the line and later ones go through once the disk has room again.
+ */
+let stderrFailed = false;
+let stderrWatched = false;
+let dropped = 0;
+/** The last write failed, perhaps half done. */
+let broken = false;
+
+/** Log lines dropped because stderr could not take them. */
+export function logLinesDropped(): number {
+  return dropped;
+}
+
 const stderrSink: LogSink = (line) => {
-  process.stderr.write(line);
+  if (!stderrWatched) {
+    stderrWatched = true;
+    process.stderr.on('error', () => {
+      stderrFailed = true;
+      broken = true;
+      dropped++;
+    });
+  }
+  if (!stderrFailed) {
+    process.stderr.write(line);
+    return;
+  }
+  try {
+    // After a failed write the file may end in part of a line: start on a fresh one.
+    writeSync(2, broken ? `\n${line}` : line);
+    broken = false;
+  } catch {
+    dropped++;
+    broken = true;
+  }
 };
 
 export class Logger {

@@ -71,11 +71,16 @@ function loadPeers(dir: string): MemberAddress[] {
   return j.peers.map((p) => ({ node: toNodeId(p.node), address: String(p.address) }));
 }
 
-function savePeers(dir: string, addresses: ReadonlyMap<NodeId, string>): void {
+/** Best effort: the file only speeds up a restart (a full disk must not stop the node). */
+function savePeers(dir: string, addresses: ReadonlyMap<NodeId, string>, log: Logger): void {
   const file = path.join(dir, 'peers.json');
   const peers = [...addresses].map(([node, address]) => ({ node, address }));
-  writeFileSync(`${file}.tmp`, `${JSON.stringify({ version: 1, peers })}\n`);
-  renameSync(`${file}.tmp`, file);
+  try {
+    writeFileSync(`${file}.tmp`, `${JSON.stringify({ version: 1, peers })}\n`);
+    renameSync(`${file}.tmp`, file);
+  } catch (e) {
+    log.warn('could not save peers.json', { error: (e as Error).message });
+  }
 }
 
 export class StorageNode {
@@ -198,7 +203,7 @@ export class StorageNode {
       this.transport.setPeer(a.node, addr);
       changed = true;
     }
-    if (changed && persist) savePeers(this.opts.dir, this.addresses);
+    if (changed && persist) savePeers(this.opts.dir, this.addresses, this.log);
   }
 
   async dropGroup(group: GroupId): Promise<void> {

@@ -1,4 +1,5 @@
 /** Transport options: limits (defaults from lib/limits) and the logger interface. */
+import { createLogger } from '../lib/log.js';
 import { limits } from '../lib/limits.js';
 
 export interface TransportLimits {
@@ -43,11 +44,12 @@ export interface TransportLog {
   warn(msg: string, fields?: Record<string, unknown>): void;
 }
 
+const transportLogger = createLogger('transport');
+
 /** One JSON line per warning on stderr; info is dropped. */
 export const stderrTransportLog: TransportLog = {
   info() {},
   warn(msg, fields) {
-    const line = { ts: new Date().toISOString(), level: 'warn', component: 'transport', msg, ...fields };
-    process.stderr.write(`${JSON.stringify(line)}\n`);
+    transportLogger.warn(msg, fields); // the logger's sink survives a full disk (lib/log.ts)
   },
 };

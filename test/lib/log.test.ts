@@ -29,3 +29,26 @@ describe('structured logs', () => {
     expect(levelFromEnv({})).toBe('info');
   });
 });
+
+describe('logs on a full disk', () => {
+  it('a server process whose stderr cannot be written (ENOSPC) drops the lines and lives on', async () => {
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const child = fileURLToPath(new URL('./log-full-child.ts', import.meta.url));
+    const full = openSync('/dev/full', 'w'); // every write fails with ENOSPC
+    try {
+      const p = spawn(process.execPath, ['--import', 'tsx', child], { stdio: ['ignore', 'pipe', full] });
+      let out = '';
+      p.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
+      expect(code).toBe(0);
+      const dropped = Number(/^alive (\d+)$/m.exec(out)?.[1]);
+      expect(dropped).toBe(50);
+    } finally {
+      closeSync(full);
+    }
+  });
+});
