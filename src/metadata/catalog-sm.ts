@@ -21,6 +21,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Entry, SnapshotMeta } from '../consensus/types.js';
 import type { AppliedPosition, StateMachine } from '../host/types.js';
+import { fsFailure } from '../lib/disk.js';
 import { assert } from '../lib/assert.js';
 import { crc32 } from '../lib/bytes.js';
 import { isTesseraError, TesseraError } from '../lib/errors.js';
@@ -81,9 +82,22 @@ export function isBackupEntry(data: Uint8Array): boolean {
   return data.length >= 8 && Buffer.from(data.buffer, data.byteOffset, 8).equals(backupMagic);
 }
 
-/** Writes `data` to `file` atomically: temp file, fsync, rename, fsync of the directory. */
+/**
+ * Writes `data` to `file` atomically: temp file, fsync, rename, fsync of the directory. A failed
+ * file operation is DISK_FULL / UNAVAILABLE (fsFailure): the host then logs a failed checkpoint
+ * and goes on, where a plain error would end the process. The temp file of a failed write goes.
+ */
 export async function writeFileAtomic(file: string, data: Uint8Array): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeAtomically(file, tmp, data);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw fsFailure(e, `writing ${path.basename(file)}`);
+  }
+}
+
+async function writeAtomically(file: string, tmp: string, data: Uint8Array): Promise<void> {
   const fh = await fs.open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data);

@@ -12,7 +12,12 @@ import { isTesseraError } from '../../src/lib/errors.js';
 import { logIndex, type Seq, term } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
 import { Catalog } from '../../src/metadata/catalog.js';
-import { CatalogStateMachine, decodeCheckpoint, encodeCheckpoint } from '../../src/metadata/catalog-sm.js';
+import {
+  CatalogStateMachine,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  writeFileAtomic,
+} from '../../src/metadata/catalog-sm.js';
 import { encodeCommand } from '../../src/metadata/command-codec.js';
 import { decodeMmRequest, decodeMmResponse, encodeMm } from '../../src/metadata/rpc.js';
 import type { CatalogCommand } from '../../src/metadata/types.js';
@@ -218,5 +223,16 @@ describe('MM RPC codec v1', () => {
     expect(bad('tokens', encodeMm({ op: 'explode' }))).toBe('BAD_REQUEST');
     expect(bad('catalog', new Uint8Array([0xc1]))).toBe('BAD_REQUEST');
     expect(bad('catalog', new Uint8Array([0x81, 0xa1, 0x76, 0x02]))).toBe('BAD_REQUEST'); // {v: 2}
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('a failed file operation is an operating error (UNAVAILABLE here, DISK_FULL for ENOSPC), not a crash', async () => {
+    const e = await writeFileAtomic('/no/such/dir/catalog.ckpt', new Uint8Array(4)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isTesseraError(e, 'UNAVAILABLE')).toBe(true);
+    expect((e as Error).message).toMatch(/^writing catalog\.ckpt: ENOENT/);
   });
 });
