@@ -196,6 +196,8 @@ export class LmdbEngine extends AbstractEngine {
    */
   override async _writeAhead(ops: readonly RawOp[], packed: PackedWrites): Promise<void> {
     const after = this.chainNext ?? this.storedChain();
+    // Advanced before the block is queued: if queueing throws half-way, lmdb-js still commits what
+    // the block holds (without the chain's put), and no batch after it may commit then.
     this.chainNext = after + 1;
     const next = encodeChain(after + 1);
     const block = this.db.ifVersion(chainKey as Buffer, after, () => {
