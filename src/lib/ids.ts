@@ -32,27 +32,17 @@ function checkSafe(n: number, what: string): void {
   assert(Number.isSafeInteger(n) && n >= 0, `${what} out of range: ${n}`);
 }
 
-export const nodeId = (n: number): NodeId => {
-  checkU32(n, 'NodeId');
-  return n as NodeId;
-};
-export const groupId = (n: number): GroupId => {
-  checkU32(n, 'GroupId');
-  return n as GroupId;
-};
-export const tableId = (n: number): TableId => {
-  checkU32(n, 'TableId');
-  return n as TableId;
-};
-export const shardId = (n: number): ShardId => {
-  checkU32(n, 'ShardId');
-  return n as ShardId;
-};
-export const term = (n: number): Term => {
-  checkSafe(n, 'Term');
-  return n as Term;
-};
-export const logIndex = (n: number): LogIndex => {
-  checkSafe(n, 'LogIndex');
-  return n as LogIndex;
-};
+/** A constructor of branded ids that checks the range first. */
+function branded<T extends number>(check: (n: number, what: string) => void, what: string): (n: number) => T {
+  return (n) => {
+    check(n, what);
+    return n as T;
+  };
+}
+
+export const nodeId = branded<NodeId>(checkU32, 'NodeId');
+export const groupId = branded<GroupId>(checkU32, 'GroupId');
+export const tableId = branded<TableId>(checkU32, 'TableId');
+export const shardId = branded<ShardId>(checkU32, 'ShardId');
+export const term = branded<Term>(checkSafe, 'Term');
+export const logIndex = branded<LogIndex>(checkSafe, 'LogIndex');

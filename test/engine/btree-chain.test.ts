@@ -11,7 +11,7 @@ import { PackedWrites } from '../../src/engine/packed.js';
 import { isTesseraError } from '../../src/lib/errors.js';
 import { groupId, logIndex } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
-import { dec, put, Scratch, seq } from './helpers.js';
+import { dec, lmdbCommitFailure, put, Scratch, seq } from './helpers.js';
 
 const g = groupId(7);
 const k = keyspaceId(3);
@@ -23,6 +23,16 @@ interface Lmdb {
   put(key: Uint8Array, value: Uint8Array): Promise<boolean>;
 }
 const lmdbOf = (e: Engine): Lmdb => (e as unknown as { db: Lmdb }).db;
+
+/** The next batch's block (its first ifVersion) goes to `first`; later ones to lmdb-js. */
+function onFirstBlock(db: Lmdb, first: (real: () => Promise<boolean>) => Promise<boolean>): void {
+  const ifVersion = db.ifVersion.bind(db);
+  let calls = 0;
+  db.ifVersion = (key, version, action) => {
+    const real = () => ifVersion(key, version, action);
+    return ++calls === 1 ? first(real) : real();
+  };
+}
 
 function batch(b: number): PackedWrites {
   return PackedWrites.of(
@@ -60,12 +70,10 @@ describe('btree commit chain', () => {
     // Batch 3 does not commit: a write queued just before it moves the chain away, so 3's
     // condition fails on the write thread; 4 and 5 were queued behind 3 before that was known.
     const db = lmdbOf(e);
-    const ifVersion = db.ifVersion.bind(db);
-    let calls = 0;
-    db.ifVersion = (key, version, action) => {
-      if (++calls === 1) void db.put(chainKey, encodeChain(1_000_000));
-      return ifVersion(key, version, action);
-    };
+    onFirstBlock(db, (real) => {
+      void db.put(chainKey, encodeChain(1_000_000));
+      return real();
+    });
     const outcomes = await Promise.all(queue(e, 3, 5));
     expect(outcomes.map((o) => (o instanceof Error ? o.message : o))).toEqual([
       expect.stringMatching(/not committed/),
@@ -90,18 +98,7 @@ describe('btree commit chain', () => {
     expect(await Promise.all(queue(e, 1, 2))).toEqual(['ok', 'ok']);
     // Batch 3's commit fails as lmdb-js reports a full disk: the promise rejects, the cause on
     // commitError, nothing of it written. Batches 4 and 5 go to the real write thread.
-    const db = lmdbOf(e);
-    const ifVersion = db.ifVersion.bind(db);
-    let calls = 0;
-    db.ifVersion = (key, version, action) => {
-      if (++calls > 1) return ifVersion(key, version, action);
-      const cause = Object.assign(new Error('MDB_ENOSPC: No space left on device'), { code: 28 });
-      const commitError = Promise.reject(cause);
-      commitError.catch(() => undefined);
-      return Promise.reject(
-        Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
-      );
-    };
+    onFirstBlock(lmdbOf(e), () => lmdbCommitFailure('MDB_ENOSPC: No space left on device', 28));
     const [third, fourth, fifth] = await Promise.all(queue(e, 3, 5));
     expect(isTesseraError(third) && third.code).toBe('DISK_FULL');
     expect((fourth as Error).message).toMatch(/not committed|no writes after a failed commit/);
@@ -129,14 +126,7 @@ describe('btree commit chain', () => {
         Object.assign(limits, { diskFullFreeBytesMax: threshold });
         const e = await scratch.open('btree');
         const db = lmdbOf(e);
-        db.ifVersion = () => {
-          const cause = Object.assign(new Error('Input/output error'), { code: 5 });
-          const commitError = Promise.reject(cause);
-          commitError.catch(() => undefined);
-          return Promise.reject(
-            Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
-          );
-        };
+        db.ifVersion = () => lmdbCommitFailure('Input/output error', 5);
         const [failed] = await Promise.all(queue(e, 1, 1));
         codes.push(isTesseraError(failed) ? failed.code : (failed as Error).message);
         await e.close();

@@ -77,3 +77,15 @@ export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8A
 export async function* replay(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   yield* chunks;
 }
+
+/**
+ * A failed commit as lmdb-js reports it: a rejection whose `commitError` promise rejects with the
+ * LMDB or system error (`code` its errno). Nothing of the transaction is written.
+ */
+export function lmdbCommitFailure(message: string, code: number): Promise<never> {
+  const commitError = Promise.reject(Object.assign(new Error(message), { code }));
+  commitError.catch(() => undefined);
+  return Promise.reject(
+    Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
+  );
+}

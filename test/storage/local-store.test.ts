@@ -9,6 +9,7 @@ import { type LogIo, nodeIo, openLog } from '../../src/log/index.js';
 import { compareSeq, makeSeq, seqToHex } from '../../src/sequencer/index.js';
 import { encodeCommand } from '../../src/storage/command.js';
 import { LOCAL_GROUP, LocalStore } from '../../src/storage/local-store.js';
+import { lmdbCommitFailure } from '../engine/helpers.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -211,14 +212,7 @@ describe('LocalStore recovery', () => {
 function failNextBtreeCommit(store: LocalStore): void {
   const db = (store as unknown as { engines: { btree: { db: { ifVersion: (...a: unknown[]) => unknown } } } })
     .engines.btree.db;
-  db.ifVersion = () => {
-    const cause = Object.assign(new Error('MDB_ENOSPC: No space left on device'), { code: 28 });
-    const commitError = Promise.reject(cause);
-    commitError.catch(() => undefined);
-    return Promise.reject(
-      Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
-    );
-  };
+  db.ifVersion = () => lmdbCommitFailure('MDB_ENOSPC: No space left on device', 28);
 }
 
 describe('LocalStore when an index engine fails', () => {
